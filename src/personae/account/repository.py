@@ -1,0 +1,81 @@
+"""Every SQL statement about accounts, keys, plans and usage."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
+
+from personae.models import Account, ApiKey, MonthlyUsage, Plan
+
+
+class AccountRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, row: Account | ApiKey | Plan) -> None:
+        self.session.add(row)
+        await self.session.flush()
+
+    # accounts
+    async def get(self, account_id: str) -> Account | None:
+        return await self.session.get(Account, account_id)
+
+    async def get_by_id_or_username(self, ref: str) -> Account | None:
+        stmt = select(Account).where(or_(Account.id == ref, Account.username == ref))
+        return (await self.session.scalars(stmt)).first()
+
+    async def username_or_email_taken(self, username: str, email: str | None) -> str | None:
+        """Which of the two is already used ("username", "email"), if any."""
+        if await self.session.scalar(select(Account.id).where(Account.username == username)):
+            return "username"
+        if email and await self.session.scalar(select(Account.id).where(Account.email == email)):
+            return "email"
+        return None
+
+    async def list(self, offset: int, limit: int) -> Sequence[Account]:
+        stmt = select(Account).order_by(Account.created_at, Account.id).offset(offset).limit(limit)
+        return (await self.session.scalars(stmt)).all()
+
+    async def add_balance(self, account_id: str, delta_micros: int) -> None:
+        await self.session.execute(
+            update(Account)
+            .where(Account.id == account_id)
+            .values(balance_micros=Account.balance_micros + delta_micros)
+        )
+
+    # API keys
+    async def get_key_by_prefix(self, prefix: str) -> ApiKey | None:
+        stmt = (
+            select(ApiKey)
+            .where(ApiKey.prefix == prefix)
+            .options(joinedload(ApiKey.account, innerjoin=True))
+        )
+        return (await self.session.scalars(stmt)).first()
+
+    async def list_keys(self, account_id: str) -> Sequence[ApiKey]:
+        stmt = select(ApiKey).where(ApiKey.account_id == account_id).order_by(ApiKey.created_at)
+        return (await self.session.scalars(stmt)).all()
+
+    async def touch_key(self, key_id: str, when: datetime) -> None:
+        await self.session.execute(
+            update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=when)
+        )
+
+    # plans
+    async def get_plan(self, name: str) -> Plan | None:
+        return await self.session.get(Plan, name)
+
+    async def list_plans(self) -> Sequence[Plan]:
+        stmt = select(Plan).order_by(Plan.requests_per_minute, Plan.name)
+        return (await self.session.scalars(stmt)).all()
+
+    # usage
+    async def chat_requests_in(self, account_id: str, period: str) -> int:
+        stmt = select(func.coalesce(func.sum(MonthlyUsage.chat_requests), 0)).where(
+            MonthlyUsage.account_id == account_id, MonthlyUsage.period == period
+        )
+        return int(await self.session.scalar(stmt) or 0)

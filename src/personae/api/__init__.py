@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by both dialects: dependencies, error handlers, middleware."""

@@ -1,0 +1,93 @@
+"""Dependencies as `Annotated` aliases, so that endpoints read like their signature."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from personae.account.service import AccountService
+from personae.config import Settings
+from personae.db.base import utcnow
+from personae.errors import SubscriptionRequired, Unauthorized
+from personae.models import Account
+from personae.state import AppState
+
+api_key_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="The characters API's header."
+)
+bearer = HTTPBearer(auto_error=False, description="The agents API's header: `Bearer KEY`.")
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.personae
+    return state
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def get_settings(state: StateDep) -> Settings:
+    return state.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
+    """One unit of work per request: committed when the endpoint returns, before the
+    response is sent; rolled back on any error, so a failed request writes nothing."""
+    async with state.sessionmaker() as session:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        await session.commit()
+
+
+# scope="function": the commit above runs before the response leaves, not after.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+async def authenticate(
+    request: Request,
+    state: StateDep,
+    session: SessionDep,
+    x_api_key: Annotated[str | None, Security(api_key_header)] = None,
+    authorization: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)] = None,
+) -> Account:
+    """The caller's account, from either dialect's header, after counting the request
+    against the plan's per-minute limit."""
+    presented = x_api_key or (authorization.credentials if authorization else None)
+    if not presented:
+        raise Unauthorized("Missing API key: send `X-API-Key: KEY` or `Authorization: Bearer KEY`")
+    key = await AccountService(session).authenticate(presented)
+    account = key.account
+
+    now = utcnow()
+    if AccountService.needs_touch(key, now):
+        # Its own short transaction, so that the use is recorded even if the request fails.
+        async with state.sessionmaker.begin() as touch_session:
+            await AccountService(touch_session).touch_key(key.id, now)
+
+    result = await state.limiter.hit(account.id, account.effective_rate_limit)
+    request.state.rate_limit_headers = result.headers()
+    if not result.allowed:
+        raise result.error()
+    return account
+
+
+CurrentAccount = Annotated[Account, Depends(authenticate)]
+
+
+async def require_characters_api(account: CurrentAccount) -> Account:
+    if account.plan.characters_api == "none":
+        raise SubscriptionRequired(
+            f"The characters API (/v1) is not included in the {account.plan_name!r} plan",
+            details={"plan": account.plan_name},
+        )
+    return account

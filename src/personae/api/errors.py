@@ -1,0 +1,92 @@
+"""Exception handlers: every error leaves in the dialect's shape, never with a traceback."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from personae.api.dialect import error_response
+from personae.errors import (
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    PersonaeError,
+    UnsupportedMediaType,
+)
+
+log = logging.getLogger("personae")
+
+_BY_STATUS: dict[int, type[PersonaeError]] = {
+    400: InvalidRequest,
+    404: NotFound,
+    405: MethodNotAllowed,
+    413: PayloadTooLarge,
+    415: UnsupportedMediaType,
+}
+
+
+def _field(loc: tuple[Any, ...]) -> tuple[str, str]:
+    """('body', 'tags', 0) -> ('tags[0]', 'body')."""
+    where = str(loc[0]) if loc else "request"
+    name = ""
+    for part in loc[1:]:
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    return name or where, where
+
+
+def validation_error(exc: RequestValidationError) -> InvalidRequest:
+    fields = []
+    for err in exc.errors():
+        if err.get("type") == "json_invalid":
+            reason = err.get("ctx", {}).get("error", "invalid JSON")
+            return InvalidRequest(
+                f"Malformed JSON body: {reason}", details={"body": "json_invalid"}
+            )
+        name, where = _field(tuple(err.get("loc", ())))
+        fields.append({"field": name, "in": where, "message": err.get("msg", "invalid")})
+    message = "; ".join(f"{f['field']}: {f['message']}" for f in fields) or "Invalid request"
+    return InvalidRequest(message, details={"fields": fields})
+
+
+async def _personae_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, PersonaeError)
+    return error_response(request.url.path, exc)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(request.url.path, validation_error(exc))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    kind = _BY_STATUS.get(exc.status_code)
+    if exc.status_code == 404:
+        error: PersonaeError = NotFound(f"No such endpoint: {request.method} {request.url.path}")
+    elif exc.status_code == 405:
+        error = MethodNotAllowed(f"Method {request.method} not allowed on {request.url.path}")
+    elif kind is not None:
+        error = kind(str(exc.detail))
+    else:
+        error = PersonaeError(str(exc.detail))
+        error.status = exc.status_code
+    error.headers.update(exc.headers or {})
+    return error_response(request.url.path, error)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(request.url.path, PersonaeError())
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(PersonaeError, _personae_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,79 @@
+"""The application factory: lifespan (migrations, database, rate limiter), middleware,
+error handlers and both dialects."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from personae import __version__
+from personae.account.service import AccountService
+from personae.api.errors import install_error_handlers
+from personae.api.health import router as health_router
+from personae.api.middleware import (
+    BodyLimitMiddleware,
+    RateLimitHeadersMiddleware,
+    UnexpectedErrorMiddleware,
+)
+from personae.config import Settings
+from personae.db import migrate
+from personae.dialects.agents.routes import router as agents_router
+from personae.dialects.characters.routes import router as characters_router
+from personae.state import AppState
+
+DESCRIPTION = """\
+Personae serves one core through two dialects:
+
+* the **agents API** at `/api/v1` (`Authorization: Bearer KEY`, errors as `{"error": "…"}`),
+* the **characters API** at `/v1` (`X-API-Key: KEY`, errors as
+  `{"error": {"code", "message", "status", "details"}}`).
+
+Both accept both headers. Every authenticated response carries `X-RateLimit-Limit`,
+`X-RateLimit-Remaining` and `X-RateLimit-Reset` (epoch seconds).
+"""
+
+# Room for the form's text fields and multipart framing around an upload.
+MULTIPART_OVERHEAD = 256 * 1024
+
+
+async def prepare_database(state: AppState) -> None:
+    """Migrate to head and seed what must exist (the default plans)."""
+    await migrate.upgrade(state.settings)
+    async with state.sessionmaker.begin() as session:
+        await AccountService(session).ensure_default_plans()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = AppState.build(settings)
+        try:
+            await prepare_database(state)
+            app.state.personae = state
+            yield
+        finally:
+            await state.close()
+
+    app = FastAPI(
+        title="Personae",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    # Added first = innermost: errors become responses, then headers go on, then the cap.
+    app.add_middleware(UnexpectedErrorMiddleware)
+    app.add_middleware(RateLimitHeadersMiddleware)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        json_cap=settings.max_json_body_bytes,
+        multipart_cap=settings.max_upload_bytes + MULTIPART_OVERHEAD,
+    )
+    app.include_router(health_router)
+    app.include_router(agents_router)
+    app.include_router(characters_router)
+    return app

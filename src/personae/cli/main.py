@@ -1,0 +1,53 @@
+"""The `personae` command: `serve`, and the operator's commands."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from personae.cli.accounts import accounts, keys
+from personae.cli.plans import plans
+from personae.config import Settings
+
+app = typer.Typer(
+    help="Personae: AI characters behind a REST API.", no_args_is_help=True, add_completion=False
+)
+app.add_typer(accounts, name="accounts")
+app.add_typer(keys, name="keys")
+app.add_typer(plans, name="plans")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Default: PERSONAE_HOST or 127.0.0.1.")] = None,
+    port: Annotated[int | None, typer.Option(help="Default: PERSONAE_PORT or 8000.")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
+) -> None:
+    """Run the HTTP server (migrates the database first)."""
+    import uvicorn
+
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    settings = Settings(**overrides)  # type: ignore[arg-type]  # pydantic-settings accepts these
+    if workers == 1:
+        from personae.app import create_app
+
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+        )
+        return
+    # Several processes: each imports the factory and reads the same environment.
+    import os
+
+    os.environ.update({f"PERSONAE_{k.upper()}": str(v) for k, v in overrides.items()})
+    uvicorn.run(
+        "personae.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=workers,
+        log_level=settings.log_level,
+    )

@@ -1,0 +1,53 @@
+"""Settings, read from the environment with the ``PERSONAE_`` prefix (and a ``.env`` file)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every option the server reads. `docs/configuration.md` documents each one."""
+
+    model_config = SettingsConfigDict(env_prefix="PERSONAE_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default=Path("./.personae"), description="Where SQLite and files live.")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy async URL; default: SQLite file `personae.db` in the data dir.",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis for shared rate limits; unset keeps limits in this process.",
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    public_url: str | None = Field(
+        default=None,
+        description="Base of the absolute URLs the API returns; default http://HOST:PORT.",
+    )
+    max_json_body_bytes: int = Field(default=1_000_000, ge=1024)
+    max_upload_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    log_level: str = "info"
+    db_pool_size: int = Field(default=10, ge=1)
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'personae.db').resolve()}"
+
+    @cached_property
+    def resolved_public_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+    def ensure_data_dir(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)

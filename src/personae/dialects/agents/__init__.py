@@ -1,0 +1,1 @@
+"""The agents API, mounted at /api/v1."""

@@ -1,0 +1,1 @@
+"""The characters API, mounted at /v1."""

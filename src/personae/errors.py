@@ -1,0 +1,83 @@
+"""The one error hierarchy. Services raise these; each dialect renders them in its own shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class PersonaeError(Exception):
+    """An error the API reports to its caller.
+
+    `code` is the characters API's error code; `message` is shown in both dialects.
+    `headers` are added to the HTTP response (e.g. ``Retry-After``).
+    """
+
+    status: int = 500
+    code: str = "server_error"
+    default_message: str = "Internal error"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.message = message or self.default_message
+        self.details = details or {}
+        self.headers = headers or {}
+        super().__init__(self.message)
+
+
+class InvalidRequest(PersonaeError):
+    status, code, default_message = 400, "invalid_request", "Invalid request"
+
+
+class Unauthorized(PersonaeError):
+    status, code, default_message = 401, "unauthorized", "No valid API key was provided"
+
+
+class PaymentRequired(PersonaeError):
+    status, code, default_message = 402, "payment_required", "Insufficient account balance"
+
+
+class Forbidden(PersonaeError):
+    status, code, default_message = 403, "forbidden", "Not allowed"
+
+
+class SubscriptionRequired(Forbidden):
+    code = "subscription_required"
+    default_message = "This endpoint requires a Standard or higher subscription plan"
+
+
+class PremiumRequired(Forbidden):
+    code = "premium_required"
+    default_message = "This endpoint requires a Premium or Enterprise subscription plan"
+
+
+class NotFound(PersonaeError):
+    status, code, default_message = 404, "not_found", "The requested resource doesn't exist"
+
+
+class MethodNotAllowed(PersonaeError):
+    status, code, default_message = 405, "method_not_allowed", "Method not allowed"
+
+
+class Conflict(PersonaeError):
+    status, code, default_message = 409, "conflict", "Conflict"
+
+
+class PayloadTooLarge(PersonaeError):
+    status, code, default_message = 413, "payload_too_large", "Request body too large"
+
+
+class UnsupportedMediaType(PersonaeError):
+    status, code, default_message = 415, "unsupported_media_type", "Unsupported media type"
+
+
+class RateLimited(PersonaeError):
+    status, code, default_message = 429, "rate_limited", "Too many requests"
+
+
+class ServiceUnavailable(PersonaeError):
+    status, code, default_message = 503, "service_unavailable", "Service unavailable"

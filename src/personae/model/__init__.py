@@ -1,0 +1,1 @@
+"""The registered LLM and image models."""

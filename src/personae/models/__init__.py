@@ -1,0 +1,9 @@
+"""ORM tables, one module per table. Importing this package registers them all."""
+
+from personae.models.account import Account
+from personae.models.api_key import ApiKey
+from personae.models.model import Model
+from personae.models.plan import Plan
+from personae.models.usage import MonthlyUsage
+
+__all__ = ["Account", "ApiKey", "Model", "MonthlyUsage", "Plan"]

@@ -1,0 +1,28 @@
+"""What the running app holds: settings, the database, the rate limiter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from personae.config import Settings
+from personae.db.session import create_engine, create_sessionmaker
+from personae.ratelimit import RateLimiter
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    limiter: RateLimiter
+
+    @classmethod
+    def build(cls, settings: Settings) -> AppState:
+        engine = create_engine(settings)
+        return cls(settings, engine, create_sessionmaker(engine), RateLimiter(settings.redis_url))
+
+    async def close(self) -> None:
+        await self.limiter.close()
+        await self.engine.dispose()

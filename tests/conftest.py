@@ -1,0 +1,139 @@
+"""Fixtures: an app per test on SQLite and on the real PostgreSQL, an HTTP client speaking
+ASGI to it, and accounts made through the service.
+
+PostgreSQL: `PERSONAE_TEST_POSTGRES_URL` names a server (default the local one); each test
+run creates its own database there and drops it at the end, so runs never collide.
+Redis: `PERSONAE_TEST_REDIS_URL` (default the local one). Set either to `off` to skip
+those tests on a machine without the service; `make test` never does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from personae.account.service import AccountService, Credentials
+from personae.app import create_app
+from personae.config import Settings
+from personae.db.base import Base
+from personae.state import AppState
+
+PG_SERVER = os.environ.get(
+    "PERSONAE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("PERSONAE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def _pg_dsn(database: str) -> str:
+    base, _, _ = PG_SERVER.rpartition("/")
+    return f"{base}/{database}".replace("postgresql+asyncpg://", "postgresql://")
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A fresh database for this test run, as an async SQLAlchemy URL."""
+    if PG_SERVER == "off":
+        pytest.skip("PostgreSQL tests disabled (PERSONAE_TEST_POSTGRES_URL=off)")
+    name = f"personae_test_{uuid.uuid4().hex[:10]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(_pg_dsn(PG_SERVER.rpartition("/")[2]))
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    yield _pg_dsn(name).replace("postgresql://", "postgresql+asyncpg://")
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    url = None
+    if backend == "postgres":
+        url = request.getfixturevalue("postgres_database")
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=url,
+        public_url="http://testserver",
+        _env_file=None,  # type: ignore[call-arg]  # pydantic-settings' init option
+    )
+
+
+async def _truncate(state: AppState) -> None:
+    if state.engine.dialect.name != "postgresql":
+        return  # SQLite databases live in tmp_path and die with the test
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    async with state.engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {tables} CASCADE"))
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    async with LifespanManager(application):
+        yield application
+        await _truncate(application.state.personae)
+
+
+def make_client(application: FastAPI) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with make_client(app) as c:
+        yield c
+
+
+MakeAccount = Callable[..., Awaitable[Credentials]]
+
+
+async def create_account(
+    application: FastAPI,
+    plan: str = "standard",
+    *,
+    username: str | None = None,
+    email: str | None = None,
+    balance: str = "0",
+) -> Credentials:
+    state: AppState = application.state.personae
+    async with state.sessionmaker.begin() as session:
+        return await AccountService(session).create_account(
+            username or f"u{uuid.uuid4().hex[:12]}", email, plan, Decimal(balance)
+        )
+
+
+@pytest.fixture
+def make_account(app: FastAPI) -> MakeAccount:
+    async def make(plan: str = "standard", **kwargs: str | None) -> Credentials:
+        return await create_account(app, plan, **kwargs)  # type: ignore[arg-type]
+
+    return make
+
+
+@pytest.fixture
+def redis_url() -> str:
+    if REDIS_URL == "off":
+        pytest.skip("Redis tests disabled (PERSONAE_TEST_REDIS_URL=off)")
+    return REDIS_URL

@@ -1,0 +1,45 @@
+"""Assertions shared by the HTTP tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from personae.account.service import Credentials
+
+
+def bearer(creds: Credentials) -> dict[str, str]:
+    return {"Authorization": f"Bearer {creds.plaintext}"}
+
+
+def x_api_key(creds: Credentials) -> dict[str, str]:
+    return {"X-API-Key": creds.plaintext}
+
+
+def agents_error(response: httpx.Response, status: int) -> str:
+    """The agents API's `{"error": "message"}`; returns the message."""
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    assert set(body) == {"error"}, body
+    assert isinstance(body["error"], str)
+    assert body["error"]
+    return body["error"]
+
+
+def characters_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The characters API's `{"error": {code, message, status, details}}`; returns the inner."""
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    assert set(body) == {"error"}, body
+    error: dict[str, Any] = body["error"]
+    assert set(error) == {"code", "message", "status", "details"}, error
+    assert error["code"] == code, error
+    assert error["status"] == status
+    assert error["message"]
+    return error
+
+
+def rate_limit_headers(response: httpx.Response) -> tuple[int, int, int]:
+    h = response.headers
+    return int(h["X-RateLimit-Limit"]), int(h["X-RateLimit-Remaining"]), int(h["X-RateLimit-Reset"])

@@ -1,0 +1,157 @@
+"""The `personae` CLI, in-process, against a fresh data directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from typer.testing import CliRunner
+
+from conftest import make_client
+from personae.app import create_app
+from personae.cli.main import app as cli
+from personae.config import Settings
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("PERSONAE_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("PERSONAE_DATABASE_URL", raising=False)
+    return tmp_path
+
+
+def ok(*args: str) -> str:
+    result = runner.invoke(cli, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def fails(*args: str) -> str:
+    result = runner.invoke(cli, list(args))
+    assert result.exit_code != 0, result.output
+    return result.output
+
+
+def test_create_account_json_and_key_works_over_http(data_dir: Path) -> None:
+    out = ok(
+        "accounts",
+        "create",
+        "--username",
+        "alice",
+        "--email",
+        "a@example.com",
+        "--plan",
+        "standard",
+        "--balance",
+        "2.5",
+        "--json",
+    )
+    created = json.loads(out)
+    assert created["username"] == "alice"
+    assert created["plan"] == "standard"
+    assert created["balance"] == 2.5
+    assert created["id"].startswith("user_")
+    assert created["api_key"].startswith("prs_")
+
+    async def call() -> httpx.Response:
+        app = create_app(Settings(data_dir=data_dir, _env_file=None))  # type: ignore[call-arg]
+        async with LifespanManager(app), make_client(app) as client:
+            return await client.get("/v1/user/me", headers={"X-API-Key": created["api_key"]})
+
+    import asyncio
+
+    response = asyncio.run(call())
+    assert response.status_code == 200
+    assert response.json()["username"] == "alice"
+    assert "X-RateLimit-Remaining" in response.headers
+
+
+def test_key_is_shown_once_and_never_listed(data_dir: Path) -> None:
+    created = json.loads(ok("accounts", "create", "--username", "bob", "--json"))
+    listed = ok("keys", "list", "--account", "bob", "--json")
+    assert created["api_key"] not in listed
+    assert json.loads(listed)[0]["prefix"] == created["api_key"][:12]
+    assert created["plan"] == "free"
+
+
+def test_keys_create_and_revoke(data_dir: Path) -> None:
+    ok("accounts", "create", "--username", "carol")
+    second = json.loads(ok("keys", "create", "--account", "carol", "--name", "ci", "--json"))
+    assert second["api_key"].startswith(second["prefix"])
+    out = ok("keys", "revoke", second["prefix"])
+    assert "revoked" in out
+    keys = json.loads(ok("keys", "list", "--account", "carol", "--json"))
+    assert [k["revoked_at"] is not None for k in keys] == [False, True]
+    assert "no API key" in fails("keys", "revoke", "prs_NOTAKEY1")
+
+
+def test_set_plan_top_up_and_list(data_dir: Path) -> None:
+    ok("accounts", "create", "--username", "dave")
+    out = json.loads(
+        ok(
+            "accounts",
+            "set-plan",
+            "dave",
+            "enterprise",
+            "--rate-limit",
+            "5000",
+            "--monthly-chat-requests",
+            "1000000",
+            "--json",
+        )
+    )
+    assert out["plan"] == "enterprise"
+    assert out["rate_limit_per_minute"] == 5000
+    assert out["chat_requests_per_month"] == 1_000_000
+    assert json.loads(ok("accounts", "top-up", "dave", "3.25", "--json"))["balance"] == 3.25
+    assert json.loads(ok("accounts", "top-up", "dave", "0.75", "--json"))["balance"] == 4.0
+    listed = json.loads(ok("accounts", "list", "--json"))
+    assert [a["username"] for a in listed] == ["dave"]
+    assert "dave" in ok("accounts", "list")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["accounts", "create", "--username", "x"], "username"),
+        (["accounts", "create", "--username", "erin", "--plan", "gold"], "unknown plan"),
+        (["accounts", "create", "--username", "erin", "--email", "nope"], "email"),
+        (["accounts", "create", "--username", "erin", "--balance", "lots"], "amount"),
+        (["accounts", "create", "--username", "erin", "--balance", "-1"], "balance"),
+        (["accounts", "top-up", "nobody", "1"], "no account"),
+        (["accounts", "set-plan", "nobody", "pro"], "no account"),
+    ],
+)
+def test_bad_input_is_a_clear_error(data_dir: Path, args: list[str], message: str) -> None:
+    assert message in fails(*args)
+
+
+def test_duplicate_username_and_email(data_dir: Path) -> None:
+    ok("accounts", "create", "--username", "frank", "--email", "f@example.com")
+    assert "username: already in use" in fails("accounts", "create", "--username", "frank")
+    assert "email: already in use" in fails(
+        "accounts", "create", "--username", "frank2", "--email", "f@example.com"
+    )
+
+
+def test_top_up_must_be_positive(data_dir: Path) -> None:
+    ok("accounts", "create", "--username", "gina")
+    assert "positive" in fails("accounts", "top-up", "gina", "0")
+
+
+def test_plans_are_data(data_dir: Path) -> None:
+    plans = {p["name"]: p for p in json.loads(ok("plans", "list", "--json"))}
+    assert plans["free"]["requests_per_minute"] == 5
+    assert plans["free"]["characters_api"] == "none"
+    assert plans["premium"]["webhooks"] is True
+    changed = json.loads(ok("plans", "set", "free", "--requests-per-minute", "9", "--json"))
+    assert changed["requests_per_minute"] == 9
+    # Restarting (re-seeding defaults) keeps the operator's edit.
+    plans = {p["name"]: p for p in json.loads(ok("plans", "list", "--json"))}
+    assert plans["free"]["requests_per_minute"] == 9
+    assert "unknown plan" in fails("plans", "set", "gold", "--requests-per-minute", "1")
