@@ -3,6 +3,8 @@ error handlers and both dialects."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,12 +13,14 @@ from fastapi import FastAPI
 from personae import __version__
 from personae.account.service import AccountService
 from personae.api.errors import install_error_handlers
+from personae.api.files import router as files_router
 from personae.api.health import router as health_router
 from personae.api.middleware import (
     BodyLimitMiddleware,
     RateLimitHeadersMiddleware,
     UnexpectedErrorMiddleware,
 )
+from personae.character.tasks import refresh_trending_forever
 from personae.config import Settings
 from personae.db import migrate
 from personae.dialects.agents.routes import router as agents_router
@@ -51,11 +55,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = AppState.build(settings)
+        trending: asyncio.Task[None] | None = None
         try:
             await prepare_database(state)
             app.state.personae = state
+            trending = asyncio.create_task(refresh_trending_forever(state))
             yield
         finally:
+            if trending is not None:
+                trending.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await trending
             await state.close()
 
     app = FastAPI(
@@ -74,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         multipart_cap=settings.max_upload_bytes + MULTIPART_OVERHEAD,
     )
     app.include_router(health_router)
+    app.include_router(files_router)
     app.include_router(agents_router)
     app.include_router(characters_router)
     return app

@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     )
     max_json_body_bytes: int = Field(default=1_000_000, ge=1024)
     max_upload_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    trending_refresh_seconds: float = Field(default=900, gt=0)
     log_level: str = "info"
     db_pool_size: int = Field(default=10, ge=1)
 

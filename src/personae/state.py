@@ -1,4 +1,4 @@
-"""What the running app holds: settings, the database, the rate limiter."""
+"""What the running app holds: settings, the database, the rate limiter, file storage."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from personae.config import Settings
 from personae.db.session import create_engine, create_sessionmaker
+from personae.image.storage import LocalStorage
 from personae.ratelimit import RateLimiter
 
 
@@ -17,11 +18,18 @@ class AppState:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     limiter: RateLimiter
+    storage: LocalStorage
 
     @classmethod
     def build(cls, settings: Settings) -> AppState:
         engine = create_engine(settings)
-        return cls(settings, engine, create_sessionmaker(engine), RateLimiter(settings.redis_url))
+        return cls(
+            settings,
+            engine,
+            create_sessionmaker(engine),
+            RateLimiter(settings.redis_url),
+            LocalStorage(settings.data_dir / "files", settings.resolved_public_url),
+        )
 
     async def close(self) -> None:
         await self.limiter.close()

@@ -10,6 +10,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from personae.account.service import AccountService
+from personae.character.service import CharacterService
 from personae.config import Settings
 from personae.db.base import utcnow
 from personae.errors import SubscriptionRequired, Unauthorized
@@ -91,3 +92,10 @@ async def require_characters_api(account: CurrentAccount) -> Account:
             details={"plan": account.plan_name},
         )
     return account
+
+
+def get_character_service(state: StateDep, session: SessionDep) -> CharacterService:
+    return CharacterService(session, state.storage, state.settings.max_upload_bytes)
+
+
+CharacterServiceDep = Annotated[CharacterService, Depends(get_character_service)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -41,8 +42,14 @@ def _field(loc: tuple[Any, ...]) -> tuple[str, str]:
 
 
 def validation_error(exc: RequestValidationError) -> InvalidRequest:
+    return invalid_request(exc.errors())
+
+
+def invalid_request(errors: Sequence[Any]) -> InvalidRequest:
+    """A 400 naming each bad field, from pydantic's error list (locations start with
+    where the field was: body, query, path, header)."""
     fields = []
-    for err in exc.errors():
+    for err in errors:
         if err.get("type") == "json_invalid":
             reason = err.get("ctx", {}).get("error", "invalid JSON")
             return InvalidRequest(

@@ -19,3 +19,9 @@ class ModelRepository:
             .order_by(Model.created_at, Model.id)
         )
         return (await self.session.scalars(stmt)).all()
+
+    async def get_enabled(self, model_id: str, model_type: str) -> Model | None:
+        stmt = select(Model).where(
+            Model.id == model_id, Model.type == model_type, Model.enabled.is_(True)
+        )
+        return (await self.session.scalars(stmt)).first()

@@ -2,8 +2,20 @@
 
 from personae.models.account import Account
 from personae.models.api_key import ApiKey
+from personae.models.character import Character, CharacterActivity, CharacterTag, Favorite, Like
 from personae.models.model import Model
 from personae.models.plan import Plan
 from personae.models.usage import MonthlyUsage
 
-__all__ = ["Account", "ApiKey", "Model", "MonthlyUsage", "Plan"]
+__all__ = [
+    "Account",
+    "ApiKey",
+    "Character",
+    "CharacterActivity",
+    "CharacterTag",
+    "Favorite",
+    "Like",
+    "Model",
+    "MonthlyUsage",
+    "Plan",
+]

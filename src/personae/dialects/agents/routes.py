@@ -2,20 +2,38 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, cast
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response, status
 
-from personae.api.deps import SessionDep, authenticate
+from personae.api.deps import (
+    CharacterServiceDep,
+    CurrentAccount,
+    SessionDep,
+    StateDep,
+    authenticate,
+)
 from personae.api.dialect import AGENTS_PREFIX
-from personae.dialects.agents.schemas import AgentsError, ModelOut
+from personae.character.fields import Visibility
+from personae.character.service import CharacterChanges
+from personae.dialects.agents.schemas import (
+    AgentCreate,
+    AgentOut,
+    AgentsError,
+    AgentUpdate,
+    ModelOut,
+)
+from personae.image.storage import Storage
 from personae.model.service import ModelService, ModelType
+from personae.models import Character
+from personae.pagination import PageRequest
 
 ERRORS = {
     status: {"model": AgentsError, "description": description}
     for status, description in {
         400: "Invalid parameters or request format",
         401: "Missing or invalid API key",
+        403: "Not allowed",
         404: "Resource not found",
         429: "Rate limit exceeded",
         500: "Internal error",
@@ -29,6 +47,30 @@ router = APIRouter(
     responses=ERRORS,  # type: ignore[arg-type]  # FastAPI's own type is narrower than its use
 )
 
+# The agents API's names for the core's fields.
+FIELD_NAMES = {"personality_prompt": "personality"}
+
+
+def agent_out(storage: Storage, c: Character) -> AgentOut:
+    return AgentOut(
+        id=c.id,
+        name=c.name,
+        appearance_prompt=c.full_appearance_prompt,
+        personality_prompt=c.personality,
+        description=c.description,
+        avatar_url=storage.url(c.image_key) if c.image_key else None,
+        age=c.age,
+        tags=c.tags,
+        visibility=Visibility(c.visibility),
+        sd_model_id=c.sd_model_id,
+        created_at=c.created_at,
+    )
+
+
+def _changes(body: AgentCreate | AgentUpdate) -> CharacterChanges:
+    given: dict[str, Any] = body.model_dump(exclude_unset=True)
+    return cast(CharacterChanges, {FIELD_NAMES.get(k, k): v for k, v in given.items()})
+
 
 @router.get("/models", summary="List enabled models of one type")
 async def list_models(
@@ -36,3 +78,52 @@ async def list_models(
     type: Annotated[ModelType, Query(description="`llm` or `sd`.")],
 ) -> list[ModelOut]:
     return [ModelOut.of(m) for m in await ModelService(session).list_enabled(type)]
+
+
+@router.get("/agents", summary="The caller's agents, newest first")
+async def list_agents(
+    account: CurrentAccount,
+    service: CharacterServiceDep,
+    state: StateDep,
+    page: Annotated[int, Query(ge=1)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 100,
+) -> list[AgentOut]:
+    result = await service.owned(account, PageRequest(page, page_size))
+    return [agent_out(state.storage, c) for c in result.items]
+
+
+@router.post("/agents", status_code=status.HTTP_201_CREATED, summary="Create an agent")
+async def create_agent(
+    body: AgentCreate, account: CurrentAccount, service: CharacterServiceDep, state: StateDep
+) -> AgentOut:
+    changes = _changes(body)
+    visibility = changes.pop("visibility", body.visibility)
+    return agent_out(state.storage, await service.create(account, changes, visibility))
+
+
+@router.get("/agents/{agent_id}", summary="One agent")
+async def get_agent(
+    agent_id: str, account: CurrentAccount, service: CharacterServiceDep, state: StateDep
+) -> AgentOut:
+    return agent_out(state.storage, await service.get_visible(account, agent_id))
+
+
+@router.patch("/agents/{agent_id}", summary="Change one's own agent")
+async def update_agent(
+    agent_id: str,
+    body: AgentUpdate,
+    account: CurrentAccount,
+    service: CharacterServiceDep,
+    state: StateDep,
+) -> AgentOut:
+    return agent_out(state.storage, await service.update(account, agent_id, _changes(body)))
+
+
+@router.delete(
+    "/agents/{agent_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete one's own agent"
+)
+async def delete_agent(
+    agent_id: str, account: CurrentAccount, service: CharacterServiceDep
+) -> Response:
+    await service.delete(account, agent_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -2,19 +2,48 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from typing import Annotated, Any, cast
+
+from fastapi import APIRouter, Depends, Query, Request, status
 
 from personae.account.money import from_micros
 from personae.account.service import AccountService
-from personae.api.deps import CurrentAccount, SessionDep, require_characters_api
+from personae.api.deps import (
+    CharacterServiceDep,
+    CurrentAccount,
+    SessionDep,
+    StateDep,
+    require_characters_api,
+)
 from personae.api.dialect import CHARACTERS_PREFIX
+from personae.character.fields import Visibility, normalize_tags
+from personae.character.repository import CatalogueSort
+from personae.character.service import CharacterChanges
+from personae.dialects.characters.body import read_character_body
 from personae.dialects.characters.schemas import (
+    CharacterCreate,
+    CharacterDetail,
+    CharacterPage,
     CharactersError,
+    CharacterStats,
+    CharacterSummary,
+    CharacterUpdate,
     ChatRequests,
+    Creator,
+    Done,
+    FavoriteAdded,
+    FavoriteItem,
+    FavoritePage,
+    LikeState,
+    Pagination,
     Subscription,
     UserMe,
     UserStats,
 )
+from personae.errors import InvalidRequest
+from personae.image.storage import Storage
+from personae.models import Character
+from personae.pagination import PageRequest
 
 ERRORS = {
     status: {"model": CharactersError, "description": description}
@@ -35,10 +64,172 @@ router = APIRouter(
     responses=ERRORS,  # type: ignore[arg-type]  # FastAPI's own type is narrower than its use
 )
 
+PageQ = Annotated[int, Query(ge=1, description="Page number, from 1.")]
 
+
+def _image_url(storage: Storage, character: Character) -> str | None:
+    return storage.url(character.image_key) if character.image_key else None
+
+
+def summary(storage: Storage, c: Character) -> CharacterSummary:
+    return CharacterSummary(
+        id=c.id,
+        name=c.name,
+        description=c.description,
+        tags=c.tags,
+        image_url=_image_url(storage, c),
+        created_at=c.created_at,
+        likes=c.likes_count,
+        chat_count=c.chat_count,
+    )
+
+
+def detail(storage: Storage, c: Character) -> CharacterDetail:
+    return CharacterDetail(
+        id=c.id,
+        name=c.name,
+        description=c.description,
+        personality=c.personality,
+        background=c.background,
+        tags=c.tags,
+        image_url=_image_url(storage, c),
+        created_at=c.created_at,
+        updated_at=c.updated_at,
+        visibility=Visibility(c.visibility),
+        age=c.age,
+        appearance_prompt=c.full_appearance_prompt,
+        creator=Creator(id=c.owner.id, username=c.owner.username),
+        stats=CharacterStats(
+            likes=c.likes_count, chat_count=c.chat_count, followers=c.followers_count
+        ),
+    )
+
+
+def _changes(body: CharacterCreate | CharacterUpdate) -> CharacterChanges:
+    # The fields carry the core's names, and only those given are changed.
+    return cast(CharacterChanges, body.model_dump(exclude_unset=True))
+
+
+def character_body_doc(model: type[CharacterCreate] | type[CharacterUpdate]) -> dict[str, Any]:
+    """OpenAPI for a body that is JSON or a multipart form with an optional image."""
+    schema = model.model_json_schema()
+    form = {
+        "type": "object",
+        "properties": {
+            **{k: {"type": "string"} for k in schema["properties"]},
+            "tags": {"type": "string", "description": "A JSON array or comma-separated."},
+            "image": {
+                "type": "string",
+                "format": "binary",
+                "description": "PNG or JPEG, 5 MB at most.",
+            },
+        },
+        "required": schema.get("required", []),
+    }
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": schema},
+                "multipart/form-data": {"schema": form},
+            },
+        }
+    }
+
+
+# catalogue
+@router.get("/characters", summary="The public catalogue")
+async def list_characters(
+    service: CharacterServiceDep,
+    state: StateDep,
+    page: PageQ = 1,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    tags: Annotated[
+        str | None, Query(max_length=1_000, description="Comma-separated; all must match.")
+    ] = None,
+    sort: CatalogueSort = CatalogueSort.POPULAR,
+) -> CharacterPage:
+    try:
+        wanted = normalize_tags([t for t in (tags or "").split(",") if t.strip()])
+    except ValueError as exc:
+        raise InvalidRequest(f"tags: {exc}") from exc
+    result = await service.catalogue(wanted, sort, PageRequest(page, limit))
+    return CharacterPage(
+        data=[summary(state.storage, c) for c in result.items], pagination=Pagination.of(result)
+    )
+
+
+@router.get("/characters/{character_id}", summary="One character")
+async def get_character(
+    character_id: str, account: CurrentAccount, service: CharacterServiceDep, state: StateDep
+) -> CharacterDetail:
+    return detail(state.storage, await service.get_visible(account, character_id))
+
+
+@router.post(
+    "/characters",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a character (JSON, or multipart with an image)",
+    openapi_extra=character_body_doc(CharacterCreate),
+)
+async def create_character(
+    request: Request, account: CurrentAccount, service: CharacterServiceDep, state: StateDep
+) -> CharacterDetail:
+    body, image = await read_character_body(request, CharacterCreate)
+    changes = _changes(body)
+    visibility = changes.pop("visibility", body.visibility)
+    character = await service.create(account, changes, visibility, image)
+    return detail(state.storage, character)
+
+
+@router.patch(
+    "/characters/{character_id}",
+    summary="Change one's own character (JSON, or multipart with a new image)",
+    openapi_extra=character_body_doc(CharacterUpdate),
+)
+async def update_character(
+    character_id: str,
+    request: Request,
+    account: CurrentAccount,
+    service: CharacterServiceDep,
+    state: StateDep,
+) -> CharacterDetail:
+    body, image = await read_character_body(request, CharacterUpdate)
+    character = await service.update(account, character_id, _changes(body), image)
+    return detail(state.storage, character)
+
+
+@router.delete("/characters/{character_id}", summary="Delete one's own character")
+async def delete_character(
+    character_id: str, account: CurrentAccount, service: CharacterServiceDep
+) -> Done:
+    await service.delete(account, character_id)
+    return Done(message="Character deleted", character_id=character_id)
+
+
+@router.post("/characters/{character_id}/like", summary="Like a character (idempotent)")
+async def like_character(
+    character_id: str, account: CurrentAccount, service: CharacterServiceDep
+) -> LikeState:
+    character = await service.like(account, character_id)
+    return LikeState(character_id=character.id, liked=True, likes=character.likes_count)
+
+
+@router.delete("/characters/{character_id}/like", summary="Take a like back (idempotent)")
+async def unlike_character(
+    character_id: str, account: CurrentAccount, service: CharacterServiceDep
+) -> LikeState:
+    character = await service.unlike(account, character_id)
+    return LikeState(character_id=character.id, liked=False, likes=character.likes_count)
+
+
+# user
 @router.get("/user/me", summary="The authenticated user")
-async def user_me(account: CurrentAccount, session: SessionDep) -> UserMe:
+async def user_me(
+    account: CurrentAccount, session: SessionDep, characters: CharacterServiceDep
+) -> UserMe:
     usage = await AccountService(session).chat_usage(account)
+    created, favorites = await characters.stats(account)
     return UserMe(
         id=account.id,
         username=account.username,
@@ -51,6 +242,48 @@ async def user_me(account: CurrentAccount, session: SessionDep) -> UserMe:
                 used=usage.used, limit=usage.limit, reset_date=usage.reset_date
             ),
         ),
-        # Characters, conversations and favorites arrive with their own issues.
-        stats=UserStats(characters_created=0, conversations=0, favorites=0),
+        # Conversations arrive with the chat issue.
+        stats=UserStats(characters_created=created, conversations=0, favorites=favorites),
     )
+
+
+@router.get("/user/favorites", summary="The user's favorite characters, newest first")
+async def list_favorites(
+    account: CurrentAccount,
+    service: CharacterServiceDep,
+    state: StateDep,
+    page: PageQ = 1,
+    limit: Annotated[int, Query(ge=1, le=50)] = 20,
+) -> FavoritePage:
+    result = await service.favorites(account, PageRequest(page, limit))
+    return FavoritePage(
+        data=[
+            FavoriteItem(
+                id=c.id,
+                name=c.name,
+                description=c.description,
+                tags=c.tags,
+                image_url=_image_url(state.storage, c),
+                created_at=c.created_at,
+                favorited_at=f.favorited_at,
+            )
+            for c, f in result.items
+        ],
+        pagination=Pagination.of(result),
+    )
+
+
+@router.post("/user/favorites/{character_id}", summary="Add a favorite (idempotent)")
+async def add_favorite(
+    character_id: str, account: CurrentAccount, service: CharacterServiceDep
+) -> FavoriteAdded:
+    favorite = await service.favorite(account, character_id)
+    return FavoriteAdded(character_id=character_id, favorited_at=favorite.favorited_at)
+
+
+@router.delete("/user/favorites/{character_id}", summary="Remove a favorite (idempotent)")
+async def remove_favorite(
+    character_id: str, account: CurrentAccount, service: CharacterServiceDep
+) -> Done:
+    await service.unfavorite(account, character_id)
+    return Done(message="Character removed from favorites", character_id=character_id)

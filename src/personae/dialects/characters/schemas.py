@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from personae.api.types import Timestamp
+from personae.character.fields import (
+    Age,
+    Appearance,
+    Background,
+    Description,
+    Name,
+    NotNull,
+    Personality,
+    Tags,
+    Visibility,
+)
 from personae.pagination import Page
 
 
@@ -60,3 +71,113 @@ class UserMe(BaseModel):
     balance: float = Field(description="Prepaid balance, charged by priced models.")
     subscription: Subscription
     stats: UserStats
+
+
+# characters
+class CharacterCreate(BaseModel):
+    """`POST /v1/characters` as JSON; a multipart form carries the same fields plus `image`."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: Name
+    description: Description
+    personality: Personality
+    background: Background
+    tags: Tags = []
+    appearance_prompt: Appearance = ""
+    age: Age | None = None
+    visibility: Visibility = Visibility.PUBLIC
+
+
+class CharacterUpdate(BaseModel):
+    """`PATCH /v1/characters/{id}`: only the fields given change."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[Name | None, NotNull] = None
+    description: Annotated[Description | None, NotNull] = None
+    personality: Annotated[Personality | None, NotNull] = None
+    background: Annotated[Background | None, NotNull] = None
+    tags: Annotated[Tags | None, NotNull] = None
+    appearance_prompt: Annotated[Appearance | None, NotNull] = None
+    age: Age | None = Field(default=None, description="null clears it.")
+    visibility: Annotated[Visibility | None, NotNull] = None
+
+
+class Creator(BaseModel):
+    id: str
+    username: str
+
+
+class CharacterStats(BaseModel):
+    likes: int
+    chat_count: int
+    followers: int
+
+
+class CharacterSummary(BaseModel):
+    id: str
+    name: str
+    description: str
+    tags: list[str]
+    image_url: str | None
+    created_at: Timestamp
+    likes: int
+    chat_count: int
+
+
+class CharacterDetail(BaseModel):
+    id: str
+    name: str
+    description: str
+    personality: str
+    background: str
+    tags: list[str]
+    image_url: str | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    visibility: Visibility
+    age: int | None
+    appearance_prompt: str
+    creator: Creator
+    stats: CharacterStats
+
+
+class CharacterPage(BaseModel):
+    data: list[CharacterSummary]
+    pagination: Pagination
+
+
+class FavoriteItem(BaseModel):
+    id: str
+    name: str
+    description: str
+    tags: list[str]
+    image_url: str | None
+    created_at: Timestamp
+    favorited_at: Timestamp
+
+
+class FavoritePage(BaseModel):
+    data: list[FavoriteItem]
+    pagination: Pagination
+
+
+class FavoriteAdded(BaseModel):
+    success: Literal[True] = True
+    message: str = "Character added to favorites"
+    character_id: str
+    favorited_at: Timestamp
+
+
+class Done(BaseModel):
+    """The characters API's acknowledgement of a removal."""
+
+    success: Literal[True] = True
+    message: str
+    character_id: str
+
+
+class LikeState(BaseModel):
+    success: Literal[True] = True
+    character_id: str
+    liked: bool
+    likes: int

@@ -1,0 +1,1 @@
+"""Characters (agents): the catalogue, likes, favorites, trending."""

@@ -1,0 +1,203 @@
+"""Rules about characters: who sees and changes what, avatars, likes, favorites, the
+catalogue and trending. Services flush but never commit."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, TypedDict
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from personae.character.fields import Visibility
+from personae.character.repository import CatalogueSort, CharacterRepository
+from personae.db.base import utcnow
+from personae.db.hooks import after_commit
+from personae.errors import Forbidden, InvalidRequest, NotFound
+from personae.ids import new_id
+from personae.image.processing import sanitize_image
+from personae.image.storage import Storage, new_key
+from personae.model.repository import ModelRepository
+from personae.models import Account, Character, Favorite
+from personae.pagination import Page, PageRequest
+
+TRENDING_DAYS = 7
+
+
+class CharacterChanges(TypedDict, total=False):
+    """Validated fields to set, in the core's names; absent keys are left alone."""
+
+    name: str
+    description: str
+    personality: str
+    background: str
+    appearance_prompt: str
+    age: int | None
+    tags: list[str]
+    visibility: Visibility
+    sd_model_id: str | None
+
+
+def not_found(character_id: str) -> NotFound:
+    return NotFound(f"No character {character_id!r}", details={"id": character_id})
+
+
+class CharacterService:
+    def __init__(self, session: AsyncSession, storage: Storage, max_upload_bytes: int) -> None:
+        self.repo = CharacterRepository(session)
+        self.models = ModelRepository(session)
+        self.storage = storage
+        self.max_upload_bytes = max_upload_bytes
+
+    # reading
+    @staticmethod
+    def can_see(account: Account, character: Character) -> bool:
+        """Owners see their characters; public ones are for accounts with catalogue access."""
+        if character.owner_id == account.id:
+            return True
+        return character.visibility == Visibility.PUBLIC and account.plan.characters_api != "none"
+
+    async def get_visible(self, account: Account, character_id: str) -> Character:
+        """A character the account may read; 404 otherwise, so private ids do not leak."""
+        character = await self.repo.get(character_id, with_owner=True)
+        if character is None or not self.can_see(account, character):
+            raise not_found(character_id)
+        return character
+
+    async def get_own(self, account: Account, character_id: str) -> Character:
+        """A character the account may change: 404 if it cannot see it, 403 if not its own."""
+        character = await self.get_visible(account, character_id)
+        if character.owner_id != account.id:
+            raise Forbidden(
+                "Only the creator can change this character", details={"id": character_id}
+            )
+        return character
+
+    async def catalogue(
+        self, tags: Sequence[str], sort: CatalogueSort, page: PageRequest
+    ) -> Page[Character]:
+        rows, total = await self.repo.catalogue(tags, sort, page)
+        return Page(rows, total, page)
+
+    async def owned(self, account: Account, page: PageRequest) -> Page[Character]:
+        rows, total = await self.repo.owned(account.id, page)
+        return Page(rows, total, page)
+
+    # writing
+    async def create(
+        self,
+        owner: Account,
+        changes: CharacterChanges,
+        default_visibility: Visibility,
+        image: bytes | None = None,
+    ) -> Character:
+        if "name" not in changes:
+            raise InvalidRequest("name: Field required")
+        now = utcnow()
+        character = Character(
+            id=new_id("char"),
+            owner_id=owner.id,
+            visibility=default_visibility,
+            tags=[],
+            created_at=now,
+            updated_at=now,
+            likes_count=0,
+            chat_count=0,
+            followers_count=0,
+            chats_7d=0,
+        )
+        await self._apply(character, changes, image)
+        character.owner = owner
+        await self.repo.add(character)
+        return character
+
+    async def update(
+        self,
+        account: Account,
+        character_id: str,
+        changes: CharacterChanges,
+        image: bytes | None = None,
+    ) -> Character:
+        character = await self.get_own(account, character_id)
+        old_image = character.image_key
+        await self._apply(character, changes, image)
+        character.updated_at = utcnow()
+        await self.repo.save(character, tags_changed="tags" in changes)
+        if image is not None and old_image:
+            self._delete_file_after_commit(old_image)
+        return character
+
+    async def delete(self, account: Account, character_id: str) -> None:
+        character = await self.get_own(account, character_id)
+        await self.repo.delete(character)
+        if character.image_key:
+            self._delete_file_after_commit(character.image_key)
+
+    def _delete_file_after_commit(self, key: str) -> None:
+        after_commit(self.repo.session, lambda: self.storage.delete(key))
+
+    async def _apply(
+        self, character: Character, changes: CharacterChanges, image: bytes | None
+    ) -> None:
+        """Check everything first (model, image), then set fields: a refusal writes nothing."""
+        model_id = changes.get("sd_model_id")
+        if model_id is not None and await self.models.get_enabled(model_id, "sd") is None:
+            raise InvalidRequest(
+                f"sd_model_id: no enabled image model {model_id!r}",
+                details={"field": "sd_model_id"},
+            )
+        image_key = None
+        if image is not None:
+            clean = await asyncio.to_thread(sanitize_image, image, self.max_upload_bytes)
+            image_key = new_key("avatars", character.id, clean.ext)
+            await self.storage.save(image_key, clean.data)
+        values: dict[str, Any] = dict(changes)
+        for field, value in values.items():
+            setattr(character, field, value)
+        if image_key:
+            character.image_key = image_key
+
+    # likes and favorites
+    async def like(self, account: Account, character_id: str) -> Character:
+        character = await self.get_visible(account, character_id)
+        await self.repo.add_like(account.id, character.id)
+        await self.repo.session.refresh(character, ["likes_count"])
+        return character
+
+    async def unlike(self, account: Account, character_id: str) -> Character:
+        character = await self.get_visible(account, character_id)
+        await self.repo.remove_like(account.id, character.id)
+        await self.repo.session.refresh(character, ["likes_count"])
+        return character
+
+    async def favorite(self, account: Account, character_id: str) -> Favorite:
+        character = await self.get_visible(account, character_id)
+        return await self.repo.add_favorite(account.id, character.id)
+
+    async def unfavorite(self, account: Account, character_id: str) -> None:
+        character = await self.get_visible(account, character_id)
+        await self.repo.remove_favorite(account.id, character.id)
+
+    async def favorites(
+        self, account: Account, page: PageRequest
+    ) -> Page[tuple[Character, Favorite]]:
+        rows, total = await self.repo.favorites(account.id, page)
+        return Page(rows, total, page)
+
+    async def stats(self, account: Account) -> tuple[int, int]:
+        """(characters created, favorites) of an account."""
+        return await self.repo.count_owned(account.id), await self.repo.count_favorites(account.id)
+
+    # activity
+    async def record_chat_activity(self, character_id: str, now: datetime | None = None) -> None:
+        """Count one chat message toward trending (called by the chat service)."""
+        await self.repo.add_activity(character_id, (now or utcnow()).date(), 1)
+
+    async def record_conversation_started(self, character_id: str) -> None:
+        await self.repo.increment_chat_count(character_id)
+
+    async def refresh_trending(self, now: datetime | None = None) -> None:
+        """Recompute every `chats_7d` from the last seven UTC days (today included)."""
+        since = (now or utcnow()).date() - timedelta(days=TRENDING_DAYS - 1)
+        await self.repo.refresh_trending(since)

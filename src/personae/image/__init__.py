@@ -1,0 +1,1 @@
+"""Images: storage of files, checking and re-encoding of uploads (generation comes later)."""

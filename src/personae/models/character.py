@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from personae.db.base import Base, UTCDateTime, utcnow
+from personae.models.account import Account
+
+
+class Character(Base):
+    """A character of the characters API and an agent of the agents API: one row.
+
+    The counters are denormalised so that the catalogue sorts on indexed columns instead
+    of counting likes, favorites or messages: `likes_count` and `followers_count` move with
+    the like and favorite rows, `chat_count` with each conversation started, and `chats_7d`
+    is the chat activity of the last seven days (see `character_activity`).
+    """
+
+    __tablename__ = "characters"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(Text, default="")
+    personality: Mapped[str] = mapped_column(Text, default="")
+    background: Mapped[str] = mapped_column(Text, default="")
+    # As given, without the age prefix; see `full_appearance_prompt`.
+    appearance_prompt: Mapped[str] = mapped_column(Text, default="")
+    age: Mapped[int | None] = mapped_column(Integer)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    sd_model_id: Mapped[str | None] = mapped_column(ForeignKey("models.id", ondelete="SET NULL"))
+    image_key: Mapped[str | None] = mapped_column(String(200))
+    visibility: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    likes_count: Mapped[int] = mapped_column(Integer, default=0)
+    chat_count: Mapped[int] = mapped_column(Integer, default=0)
+    followers_count: Mapped[int] = mapped_column(Integer, default=0)
+    chats_7d: Mapped[int] = mapped_column(Integer, default=0)
+
+    owner: Mapped[Account] = relationship(lazy="raise")
+
+    __table_args__ = (
+        # One index per catalogue order, led by visibility (the catalogue is public only),
+        # ending in id so that the order is total and pages never overlap.
+        Index(
+            "ix_characters_popular", "visibility", likes_count.desc(), chat_count.desc(), id.desc()
+        ),
+        Index(
+            "ix_characters_trending", "visibility", chats_7d.desc(), chat_count.desc(), id.desc()
+        ),
+        Index("ix_characters_newest", "visibility", created_at.desc(), id.desc()),
+        Index("ix_characters_owner", "owner_id", created_at.desc()),
+    )
+
+    @property
+    def full_appearance_prompt(self) -> str:
+        """The appearance prompt with the age prepended, as the agents API shows it."""
+        if self.age is None:
+            return self.appearance_prompt
+        prefix = f"{self.age} years old"
+        return f"{prefix}, {self.appearance_prompt}" if self.appearance_prompt else prefix
+
+
+class CharacterTag(Base):
+    """One tag of one character, for filtering; `characters.tags` keeps them for display.
+
+    `visibility` is copied from the character so that a tag filter (and its count) is
+    answered from this table's index alone.
+    """
+
+    __tablename__ = "character_tags"
+
+    # Primary key (character_id, tag) serves "the tags of a character".
+    character_id: Mapped[str] = mapped_column(
+        ForeignKey("characters.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(32), primary_key=True)
+    visibility: Mapped[str] = mapped_column(String(8))
+
+    __table_args__ = (
+        Index("ix_character_tags_tag_visibility", "tag", "visibility", "character_id"),
+    )
+
+
+class Like(Base):
+    __tablename__ = "likes"
+
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    character_id: Mapped[str] = mapped_column(
+        ForeignKey("characters.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Favorite(Base):
+    __tablename__ = "favorites"
+
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    character_id: Mapped[str] = mapped_column(
+        ForeignKey("characters.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    favorited_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_favorites_account_time", "account_id", favorited_at.desc()),)
+
+
+class CharacterActivity(Base):
+    """Chat messages with a character per UTC day: what `chats_7d` is recomputed from."""
+
+    __tablename__ = "character_activity"
+
+    character_id: Mapped[str] = mapped_column(
+        ForeignKey("characters.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True, index=True)
+    chats: Mapped[int] = mapped_column(Integer, default=0)
