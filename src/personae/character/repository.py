@@ -198,7 +198,7 @@ class CharacterRepository:
             .offset(page.offset)
             .limit(page.size)
         )
-        rows = [(c, f) for c, f in (await self.session.execute(stmt)).tuples()]
+        rows = [(c, f) for c, f in await self.session.execute(stmt)]
         count = (
             select(func.count())
             .select_from(Favorite)

@@ -54,14 +54,9 @@ def sanitize_image(data: bytes, max_bytes: int, field: str = "image") -> CleanIm
                 return _encode(clean, ext)
     except InvalidRequest:
         raise
-    except (
-        UnidentifiedImageError,
-        Image.DecompressionBombError,
-        Image.DecompressionBombWarning,
-        OSError,
-        SyntaxError,
-        ValueError,
-    ) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InvalidRequest(f"{field}: too many pixels (decompression bomb refused)") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InvalidRequest(f"{field}: not a valid PNG or JPEG image") from exc
 
 
