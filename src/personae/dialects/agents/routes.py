@@ -14,6 +14,7 @@ from personae.api.deps import (
     authenticate,
 )
 from personae.api.dialect import AGENTS_PREFIX
+from personae.api.openapi import error_responses
 from personae.character.fields import Visibility
 from personae.character.service import CharacterChanges
 from personae.dialects.agents.schemas import (
@@ -28,23 +29,23 @@ from personae.model.service import ModelService, ModelType
 from personae.models import Character
 from personae.pagination import PageRequest
 
-ERRORS = {
-    status: {"model": AgentsError, "description": description}
-    for status, description in {
+ERRORS = error_responses(
+    AgentsError,
+    {
         400: "Invalid parameters or request format",
         401: "Missing or invalid API key",
         403: "Not allowed",
         404: "Resource not found",
         429: "Rate limit exceeded",
         500: "Internal error",
-    }.items()
-}
+    },
+)
 
 router = APIRouter(
     prefix=AGENTS_PREFIX,
     tags=["agents API"],
     dependencies=[Depends(authenticate)],
-    responses=ERRORS,  # type: ignore[arg-type]  # FastAPI's own type is narrower than its use
+    responses=ERRORS,
 )
 
 # The agents API's names for the core's fields.

@@ -16,6 +16,7 @@ from personae.api.deps import (
     require_characters_api,
 )
 from personae.api.dialect import CHARACTERS_PREFIX
+from personae.api.openapi import error_responses
 from personae.character.fields import Visibility, normalize_tags
 from personae.character.repository import CatalogueSort
 from personae.character.service import CharacterChanges
@@ -45,23 +46,23 @@ from personae.image.storage import Storage
 from personae.models import Character
 from personae.pagination import PageRequest
 
-ERRORS = {
-    status: {"model": CharactersError, "description": description}
-    for status, description in {
+ERRORS = error_responses(
+    CharactersError,
+    {
         400: "invalid_request",
         401: "unauthorized",
         403: "forbidden, subscription_required or premium_required",
         404: "not_found",
         429: "rate_limited",
         500: "server_error",
-    }.items()
-}
+    },
+)
 
 router = APIRouter(
     prefix=CHARACTERS_PREFIX,
     tags=["characters API"],
     dependencies=[Depends(require_characters_api)],
-    responses=ERRORS,  # type: ignore[arg-type]  # FastAPI's own type is narrower than its use
+    responses=ERRORS,
 )
 
 PageQ = Annotated[int, Query(ge=1, description="Page number, from 1.")]
