@@ -25,6 +25,7 @@ from personae.config import Settings
 from personae.db import migrate
 from personae.dialects.agents.routes import router as agents_router
 from personae.dialects.characters.routes import router as characters_router
+from personae.model.service import ModelService
 from personae.state import AppState
 
 DESCRIPTION = """\
@@ -43,10 +44,12 @@ MULTIPART_OVERHEAD = 256 * 1024
 
 
 async def prepare_database(state: AppState) -> None:
-    """Migrate to head and seed what must exist (the default plans)."""
+    """Migrate to head and seed what must exist (the default plans, the embedded model)."""
     await migrate.upgrade(state.settings)
     async with state.sessionmaker.begin() as session:
         await AccountService(session).ensure_default_plans()
+        if state.settings.embedded_llm:
+            await ModelService(session).ensure_embedded_llm()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -32,6 +32,13 @@ class Settings(BaseSettings):
     max_json_body_bytes: int = Field(default=1_000_000, ge=1024)
     max_upload_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     trending_refresh_seconds: float = Field(default=900, gt=0)
+    embedded_llm: bool = Field(
+        default=True, description="Register the bundled SmolLM2 model on start if missing."
+    )
+    chat_max_tokens: int = Field(default=256, ge=1, le=8192, description="Default answer length.")
+    prompt_template_file: Path | None = Field(
+        default=None, description="A Jinja template for the system message."
+    )
     log_level: str = "info"
     db_pool_size: int = Field(default=10, ge=1)
 

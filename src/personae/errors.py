@@ -81,3 +81,29 @@ class RateLimited(PersonaeError):
 
 class ServiceUnavailable(PersonaeError):
     status, code, default_message = 503, "service_unavailable", "Service unavailable"
+
+
+class EngineFailed(PersonaeError):
+    """The model engine answered with an error (e.g. a 5xx)."""
+
+    status, code, default_message = 502, "engine_error", "The model engine failed"
+
+
+class EngineUnavailable(PersonaeError):
+    """The model engine could not be reached or loaded."""
+
+    status, code, default_message = 503, "engine_unavailable", "The model engine is unavailable"
+
+
+class EngineTimeout(PersonaeError):
+    status, code, default_message = 504, "engine_timeout", "The model engine timed out"
+
+
+class QuotaExceeded(RateLimited):
+    default_message = "Monthly chat request quota exhausted"
+
+    def __init__(self, limit: int, reset_date: str) -> None:
+        super().__init__(
+            f"Monthly chat request quota of {limit} exhausted; it resets {reset_date}",
+            details={"limit": "monthly_chat_requests", "quota": limit, "reset_date": reset_date},
+        )

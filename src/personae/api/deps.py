@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from personae.account.service import AccountService
 from personae.character.service import CharacterService
 from personae.config import Settings
+from personae.conversation.chat import ChatService
+from personae.conversation.service import ConversationService
 from personae.db.base import utcnow
 from personae.errors import SubscriptionRequired, Unauthorized
 from personae.models import Account
@@ -68,6 +70,8 @@ async def authenticate(
         raise Unauthorized("Missing API key: send `X-API-Key: KEY` or `Authorization: Bearer KEY`")
     key = await AccountService(session).authenticate(presented)
     account = key.account
+    # End the read transaction: a long request (a generation) must not pin a connection.
+    await session.commit()
 
     now = utcnow()
     if AccountService.needs_touch(key, now):
@@ -99,3 +103,19 @@ def get_character_service(state: StateDep, session: SessionDep) -> CharacterServ
 
 
 CharacterServiceDep = Annotated[CharacterService, Depends(get_character_service)]
+
+
+def get_conversation_service(
+    session: SessionDep, characters: CharacterServiceDep
+) -> ConversationService:
+    return ConversationService(session, characters)
+
+
+ConversationServiceDep = Annotated[ConversationService, Depends(get_conversation_service)]
+
+
+def get_chat_service(state: StateDep) -> ChatService:
+    return ChatService(state.sessionmaker, state.llm_engines, state.prompt_template)
+
+
+ChatServiceDep = Annotated[ChatService, Depends(get_chat_service)]

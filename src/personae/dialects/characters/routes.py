@@ -10,6 +10,7 @@ from personae.account.money import from_micros
 from personae.account.service import AccountService
 from personae.api.deps import (
     CharacterServiceDep,
+    ConversationServiceDep,
     CurrentAccount,
     SessionDep,
     StateDep,
@@ -21,6 +22,7 @@ from personae.character.fields import Visibility, normalize_tags
 from personae.character.repository import CatalogueSort
 from personae.character.service import CharacterChanges
 from personae.dialects.characters.body import read_character_body
+from personae.dialects.characters.chat import router as chat_router
 from personae.dialects.characters.schemas import (
     CharacterCreate,
     CharacterDetail,
@@ -227,7 +229,10 @@ async def unlike_character(
 # user
 @router.get("/user/me", summary="The authenticated user")
 async def user_me(
-    account: CurrentAccount, session: SessionDep, characters: CharacterServiceDep
+    account: CurrentAccount,
+    session: SessionDep,
+    characters: CharacterServiceDep,
+    conversations: ConversationServiceDep,
 ) -> UserMe:
     usage = await AccountService(session).chat_usage(account)
     created, favorites = await characters.stats(account)
@@ -243,8 +248,11 @@ async def user_me(
                 used=usage.used, limit=usage.limit, reset_date=usage.reset_date
             ),
         ),
-        # Conversations arrive with the chat issue.
-        stats=UserStats(characters_created=created, conversations=0, favorites=favorites),
+        stats=UserStats(
+            characters_created=created,
+            conversations=await conversations.count(account),
+            favorites=favorites,
+        ),
     )
 
 
@@ -288,3 +296,6 @@ async def remove_favorite(
 ) -> Done:
     await service.unfavorite(account, character_id)
     return Done(message="Character removed from favorites", character_id=character_id)
+
+
+router.include_router(chat_router)

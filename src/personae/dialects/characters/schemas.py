@@ -18,6 +18,7 @@ from personae.character.fields import (
     Tags,
     Visibility,
 )
+from personae.conversation.fields import MaxTokens, MessageText, Temperature
 from personae.pagination import Page
 
 
@@ -181,3 +182,61 @@ class LikeState(BaseModel):
     character_id: str
     liked: bool
     likes: int
+
+
+# chat
+class ChatMessageCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    message: MessageText
+    conversation_id: str | None = Field(
+        default=None, max_length=40, description="Omit to start one."
+    )
+    stream: bool = Field(default=False, description="Answer as Server-Sent Events.")
+    verbose: bool = Field(default=False, description="Add `thought_process` to the answer.")
+    max_tokens: MaxTokens | None = None
+    temperature: Temperature = 0.7
+
+
+class ChatMessageOut(BaseModel):
+    id: str
+    conversation_id: str
+    character_id: str | None
+    content: str
+    created_at: Timestamp
+    is_character: bool
+    image_url: str | None = None
+    thought_process: dict[str, Any] | None = Field(
+        default=None, exclude_if=lambda v: v is None, description="Only with `verbose`."
+    )
+
+
+class ChatMessagePage(BaseModel):
+    data: list[ChatMessageOut]
+    pagination: Pagination
+
+
+class CharacterBrief(BaseModel):
+    id: str
+    name: str
+    image_url: str | None
+
+
+class LastMessage(BaseModel):
+    content: str
+    created_at: Timestamp
+    is_character: bool
+
+
+class ConversationSummary(BaseModel):
+    id: str
+    title: str
+    character: CharacterBrief | None
+    last_message: LastMessage | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    message_count: int
+
+
+class ConversationPage(BaseModel):
+    data: list[ConversationSummary]
+    pagination: Pagination

@@ -1,0 +1,1 @@
+"""Conversations, messages and the chat turn that generates a character's answer."""

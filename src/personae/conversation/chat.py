@@ -1,0 +1,385 @@
+"""A chat turn: checks and the user's message in one short transaction, generation with no
+transaction open, the answer in a second one.
+
+Holding a transaction across a generation of seconds would pin a connection and, on
+SQLite, the write lock; so a turn commits twice. Quota and balance are reserved by
+conditional updates in the first transaction (two concurrent requests cannot both spend
+the last unit) and settled, or given back if the engine fails or the client goes away,
+afterwards. The user's message stays stored whatever the engine does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from personae.account.service import month_period, next_month_start
+from personae.character.repository import CharacterRepository
+from personae.character.service import CharacterService
+from personae.conversation.prompt import STOP_SEQUENCES, FittedHistory, PromptTemplate, fit_history
+from personae.conversation.repository import ConversationRepository
+from personae.db.base import utcnow
+from personae.engines.llm.base import ChatMessage, Delta, Finish, GenerationParams, LLMEngine, Role
+from personae.engines.llm.registry import LLMEngines
+from personae.errors import InvalidRequest, NotFound, PaymentRequired, QuotaExceeded
+from personae.ids import new_id
+from personae.model.service import ModelService
+from personae.models import Account, Character, Conversation, Message, Model
+
+log = logging.getLogger("personae")
+_background: set[asyncio.Task[None]] = set()
+
+
+@dataclass(frozen=True)
+class TurnOptions:
+    max_tokens: int
+    temperature: float = 0.7
+    verbose: bool = False
+
+
+@dataclass
+class TurnResult:
+    id: str
+    content: str
+    created_at: datetime
+    conversation: Conversation | None
+    character_id: str | None
+    thought_process: dict[str, Any] | None
+
+
+@dataclass
+class PreparedTurn:
+    """A turn that passed every check; `stream()` or `run()` generates it, once."""
+
+    service: ChatService
+    account: Account
+    model: Model
+    engine: LLMEngine
+    messages: list[ChatMessage]
+    options: TurnOptions
+    history: FittedHistory
+    hold_micros: int
+    period: str
+    conversation: Conversation | None = None
+    character_id: str | None = None
+    _used: bool = field(default=False, repr=False)
+
+    async def run(self) -> TurnResult:
+        async for event in self.stream():
+            if isinstance(event, TurnResult):
+                return event
+        raise AssertionError("a turn always ends with its result")  # pragma: no cover
+
+    async def stream(self) -> AsyncIterator[Delta | TurnResult]:
+        assert not self._used, "a prepared turn generates once"
+        self._used = True
+        params = GenerationParams(
+            max_tokens=self.options.max_tokens,
+            temperature=self.options.temperature,
+            stop=STOP_SEQUENCES,
+        )
+        started = time.perf_counter()
+        pieces: list[str] = []
+        finish: Finish | None = None
+        settled = False
+        try:
+            async for chunk in self.engine.stream(self.messages, params):
+                if isinstance(chunk, Delta):
+                    pieces.append(chunk.text)
+                    yield chunk
+                else:
+                    finish = chunk
+            assert finish is not None, "engines end with a Finish"
+            result = await self.service._finish_turn(self, "".join(pieces).strip(), finish, started)
+            settled = True
+            yield result
+        finally:
+            if not settled:
+                # An engine error, or the client went away (cancellation): give back what was
+                # reserved. Shielded in a task, since this code may be running cancelled.
+                task = asyncio.get_running_loop().create_task(self.service._release(self))
+                _background.add(task)
+                task.add_done_callback(_background.discard)
+
+
+class ChatService:
+    def __init__(
+        self,
+        sessionmaker: Any,
+        engines: LLMEngines,
+        template: PromptTemplate,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.engines = engines
+        self.template = template
+
+    # preparing turns
+    async def _model(self, session: AsyncSession, llm_id: str | None) -> Model:
+        return await ModelService(session).resolve_llm(llm_id)
+
+    async def _reserve(
+        self,
+        repo: ConversationRepository,
+        account: Account,
+        model: Model,
+        prompt_tokens: int,
+        options: TurnOptions,
+    ) -> tuple[str, int]:
+        """Take one chat request from the month's quota and hold the most the turn can cost."""
+        now = utcnow()
+        period = month_period(now)
+        quota = account.effective_chat_quota
+        if not await repo.reserve_chat_request(account.id, period, quota):
+            raise QuotaExceeded(quota, next_month_start(now).isoformat())
+        hold = cost_micros(model, prompt_tokens + options.max_tokens)
+        if hold and not await repo.hold_balance(account.id, hold):
+            raise PaymentRequired(
+                "Insufficient account balance",
+                details={"required": hold / 1_000_000, "model": model.id},
+            )
+        return period, hold
+
+    async def _fit(
+        self,
+        engine: LLMEngine,
+        repo: ConversationRepository | None,
+        conversation: Conversation | None,
+        fixed: Sequence[str],
+        options: TurnOptions,
+    ) -> FittedHistory:
+        budget = engine.context_window - options.max_tokens
+        if conversation is None or repo is None:
+            fitted = await fit_history(engine, budget, fixed, 0, _no_history, 0)
+        else:
+            fitted = await fit_history(
+                engine,
+                budget,
+                fixed,
+                conversation.message_count,
+                lambda seq, n: repo.newest_before(conversation.id, seq, n),
+                conversation.message_count + 1,
+            )
+        if fitted.prompt_tokens > budget:
+            raise InvalidRequest(
+                f"The prompt ({fitted.prompt_tokens} tokens) leaves no room for an answer of "
+                f"{options.max_tokens} tokens in the model's context of {engine.context_window}",
+                details={"prompt_tokens": fitted.prompt_tokens, "context": engine.context_window},
+            )
+        return fitted
+
+    async def prepare_conversation_turn(
+        self,
+        account: Account,
+        conversation_id: str,
+        content: str,
+        llm_id: str | None,
+        options: TurnOptions,
+    ) -> PreparedTurn:
+        async with self.sessionmaker() as session:
+            conversation = await self._owned(session, account, conversation_id)
+            model = await self._model(session, llm_id or conversation.llm_id)
+        engine = await self.engines.get(model)
+        return await self._prepare_stored_turn(
+            account, conversation.id, None, content, model, engine, options
+        )
+
+    async def prepare_character_turn(
+        self,
+        account: Account,
+        character_id: str,
+        conversation_id: str | None,
+        content: str,
+        options: TurnOptions,
+        characters: CharacterService,
+    ) -> PreparedTurn:
+        async with self.sessionmaker() as session:
+            character = await characters.get_visible(account, character_id)
+            if conversation_id is not None:
+                conversation = await self._owned(session, account, conversation_id)
+                if conversation.character_id != character.id:
+                    raise InvalidRequest(
+                        "conversation_id: that conversation is with another character",
+                        details={"field": "conversation_id"},
+                    )
+                model = await self._model(session, conversation.llm_id)
+            else:
+                model = await self._model(session, None)
+        engine = await self.engines.get(model)
+        return await self._prepare_stored_turn(
+            account, conversation_id, character, content, model, engine, options
+        )
+
+    async def _prepare_stored_turn(
+        self,
+        account: Account,
+        conversation_id: str | None,
+        new_with: Character | None,
+        content: str,
+        model: Model,
+        engine: LLMEngine,
+        options: TurnOptions,
+    ) -> PreparedTurn:
+        async with self.sessionmaker.begin() as session:
+            repo = ConversationRepository(session)
+            now = utcnow()
+            if conversation_id is None:
+                assert new_with is not None
+                conversation = Conversation(
+                    id=new_id("conv"),
+                    account_id=account.id,
+                    character_id=new_with.id,
+                    title=new_with.name,
+                    system_prompt="",
+                    llm_id=model.id,
+                    created_at=now,
+                    updated_at=now,
+                    message_count=0,
+                )
+                await repo.add(conversation)
+                await CharacterRepository(session).increment_chat_count(new_with.id)
+                conversation = await self._owned(session, account, conversation.id)
+            else:
+                conversation = await self._owned(session, account, conversation_id)
+            system = self.template.system_message(
+                conversation.character, conversation.system_prompt
+            )
+            fitted = await self._fit(engine, repo, conversation, [system, content], options)
+            period, hold = await self._reserve(repo, account, model, fitted.prompt_tokens, options)
+            user_message = Message(id=new_id("msg"), role="user", content=content, created_at=now)
+            await repo.append(conversation.id, user_message, now)
+            if conversation.character_id:
+                await CharacterRepository(session).add_activity(
+                    conversation.character_id, now.date(), 1
+                )
+        messages = ([ChatMessage("system", system)] if system else []) + fitted.messages
+        messages.append(ChatMessage("user", content))
+        return PreparedTurn(
+            self,
+            account,
+            model,
+            engine,
+            messages,
+            options,
+            fitted,
+            hold,
+            period,
+            conversation=conversation,
+            character_id=conversation.character_id,
+        )
+
+    async def prepare_completion(
+        self,
+        account: Account,
+        messages: list[tuple[Role, str]],
+        llm_id: str,
+        agent: Character | None,
+        options: TurnOptions,
+    ) -> PreparedTurn:
+        """A stateless completion: nothing is stored but the usage and the charge."""
+        async with self.sessionmaker() as session:
+            model = await self._model(session, llm_id)
+        engine = await self.engines.get(model)
+        system = self.template.system_message(agent, "") if agent else ""
+        chat = ([ChatMessage("system", system)] if system else []) + [
+            ChatMessage(r, c) for r, c in messages
+        ]
+        async with self.sessionmaker.begin() as session:
+            repo = ConversationRepository(session)
+            fitted = await self._fit(engine, None, None, [m.content for m in chat], options)
+            period, hold = await self._reserve(repo, account, model, fitted.prompt_tokens, options)
+        return PreparedTurn(
+            self,
+            account,
+            model,
+            engine,
+            chat,
+            options,
+            fitted,
+            hold,
+            period,
+            character_id=agent.id if agent else None,
+        )
+
+    # finishing turns
+    async def _finish_turn(
+        self, turn: PreparedTurn, content: str, finish: Finish, started: float
+    ) -> TurnResult:
+        latency_ms = round((time.perf_counter() - started) * 1000, 1)
+        now = utcnow()
+        actual = cost_micros(turn.model, finish.prompt_tokens + finish.completion_tokens)
+        message_id = new_id("msg")
+        async with self.sessionmaker.begin() as session:
+            repo = ConversationRepository(session)
+            if turn.hold_micros:
+                await repo.credit_balance(
+                    turn.account.id, turn.hold_micros - min(actual, turn.hold_micros)
+                )
+            conversation = None
+            if turn.conversation is not None:
+                message = Message(
+                    id=message_id,
+                    role="agent",
+                    content=content,
+                    created_at=now,
+                    tokens=finish.completion_tokens,
+                )
+                await repo.append(turn.conversation.id, message, now)
+                conversation = await repo.get_owned(turn.account.id, turn.conversation.id)
+        thought = None
+        if turn.options.verbose:
+            thought = {
+                "reasoning": finish.reasoning,
+                "tokens": {"prompt": finish.prompt_tokens, "completion": finish.completion_tokens},
+                "history": {
+                    "kept": turn.history.kept,
+                    "dropped": turn.history.dropped,
+                    "note": (
+                        f"the {turn.history.dropped} oldest messages did not fit the context"
+                        if turn.history.dropped
+                        else "the whole history fit the context"
+                    ),
+                },
+                "engine": {
+                    "model_id": turn.model.id,
+                    "engine": turn.model.engine,
+                    "latency_ms": latency_ms,
+                    "finish_reason": finish.finish_reason,
+                },
+                "cost": actual / 1_000_000,
+            }
+        return TurnResult(message_id, content, now, conversation, turn.character_id, thought)
+
+    async def _release(self, turn: PreparedTurn) -> None:
+        try:
+            async with self.sessionmaker.begin() as session:
+                repo = ConversationRepository(session)
+                await repo.release_chat_request(turn.account.id, turn.period)
+                if turn.hold_micros:
+                    await repo.credit_balance(turn.account.id, turn.hold_micros)
+        except Exception:  # the turn already failed; a failed refund is logged for the operator
+            log.exception("could not release the reservation of a failed turn")
+
+    # conversations
+    async def _owned(
+        self, session: AsyncSession, account: Account, conversation_id: str
+    ) -> Conversation:
+        conversation = await ConversationRepository(session).get_owned(account.id, conversation_id)
+        if conversation is None:
+            raise NotFound(f"No conversation {conversation_id!r}", details={"id": conversation_id})
+        return conversation
+
+
+async def _no_history(_seq: int, _n: int) -> Sequence[Message]:
+    return ()
+
+
+def cost_micros(model: Model, tokens: int) -> int:
+    return math.ceil(tokens * model.cost_micros / 1000) if model.cost_micros else 0

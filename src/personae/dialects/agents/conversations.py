@@ -1,0 +1,173 @@
+"""Conversations, messages and completions of the agents API (`/api/v1`)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, status
+
+from personae.api.deps import (
+    CharacterServiceDep,
+    ChatServiceDep,
+    ConversationServiceDep,
+    CurrentAccount,
+    SettingsDep,
+    StateDep,
+)
+from personae.api.sse import stream_turn
+from personae.config import Settings
+from personae.conversation.chat import PreparedTurn, TurnOptions, TurnResult
+from personae.dialects.agents.schemas import (
+    ChatOptions,
+    CompletionRequest,
+    ConversationCreate,
+    ConversationOut,
+    MessageCreate,
+    MessageOut,
+)
+from personae.engines.llm.base import Role
+from personae.image.storage import Storage
+from personae.models import Conversation, Message
+from personae.pagination import PageRequest
+
+router = APIRouter()
+
+STREAM_DOC: dict[int | str, Any] = {
+    200: {"content": {"text/event-stream": {}}, "description": "With `stream`: SSE events."}
+}
+ROLES: dict[str, Role] = {
+    "user": "user",
+    "agent": "assistant",
+    "assistant": "assistant",
+    "system": "system",
+}
+STORED_ROLES = {"user": "user", "agent": "agent", "assistant": "agent", "system": "system"}
+
+
+def conversation_out(c: Conversation) -> ConversationOut:
+    return ConversationOut(
+        id=c.id,
+        title=c.title,
+        system_prompt=c.system_prompt,
+        llm_id=c.llm_id,
+        agent_id=c.character_id,
+        created_at=c.created_at,
+        last_message_at=c.last_message_at,
+        message_count=c.message_count,
+    )
+
+
+def message_out(storage: Storage, m: Message) -> MessageOut:
+    return MessageOut(
+        id=m.id,
+        content=m.content,
+        role=m.role,
+        created_at=m.created_at,
+        image_url=storage.url(m.image_key) if m.image_key else None,
+    )
+
+
+def turn_out(result: TurnResult) -> MessageOut:
+    return MessageOut(
+        id=result.id,
+        content=result.content,
+        role="agent",
+        created_at=result.created_at,
+        thought_process=result.thought_process,
+    )
+
+
+def options(body: ChatOptions, settings: Settings) -> TurnOptions:
+    return TurnOptions(body.max_tokens or settings.chat_max_tokens, body.temperature, body.verbose)
+
+
+async def answer(turn: PreparedTurn, body: ChatOptions, request: Request) -> Any:
+    if body.stream:
+        return stream_turn(turn, request.url.path, lambda r: turn_out(r).model_dump(mode="json"))
+    return turn_out(await turn.run())
+
+
+@router.get("/conversations", summary="The caller's conversations, newest activity first")
+async def list_conversations(
+    account: CurrentAccount,
+    service: ConversationServiceDep,
+    page: Annotated[int, Query(ge=1)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 100,
+) -> list[ConversationOut]:
+    result = await service.list(account, PageRequest(page, page_size))
+    return [conversation_out(c) for c, _ in result.items]
+
+
+@router.post("/conversations", status_code=status.HTTP_201_CREATED, summary="Start a conversation")
+async def create_conversation(
+    body: ConversationCreate, account: CurrentAccount, service: ConversationServiceDep
+) -> ConversationOut:
+    initial = [(STORED_ROLES[m.role], m.content) for m in body.messages]
+    conversation = await service.create(
+        account, body.title, body.system_prompt, body.llm_id, body.agent_id, initial
+    )
+    return conversation_out(conversation)
+
+
+@router.get("/conversations/{conversation_id}", summary="One conversation")
+async def get_conversation(
+    conversation_id: str, account: CurrentAccount, service: ConversationServiceDep
+) -> ConversationOut:
+    return conversation_out(await service.get(account, conversation_id))
+
+
+@router.get("/conversations/{conversation_id}/messages", summary="Messages, oldest first")
+async def list_messages(
+    conversation_id: str,
+    account: CurrentAccount,
+    service: ConversationServiceDep,
+    state: StateDep,
+    page: Annotated[int, Query(ge=1)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[MessageOut]:
+    result = await service.messages(
+        account, conversation_id, PageRequest(page, page_size), newest_first=False
+    )
+    return [message_out(state.storage, m) for m in result.items]
+
+
+@router.post(
+    "/conversations/{conversation_id}/messages",
+    response_model=MessageOut,
+    responses=STREAM_DOC,
+    summary="Send a message and get the agent's answer",
+)
+async def send_message(
+    conversation_id: str,
+    body: MessageCreate,
+    request: Request,
+    account: CurrentAccount,
+    chat: ChatServiceDep,
+    settings: SettingsDep,
+) -> Any:
+    turn = await chat.prepare_conversation_turn(
+        account, conversation_id, body.content, body.llm_id, options(body, settings)
+    )
+    return await answer(turn, body, request)
+
+
+@router.post(
+    "/completions",
+    response_model=MessageOut,
+    responses=STREAM_DOC,
+    summary="Generate a response from a language model (nothing is stored)",
+)
+async def create_completion(
+    body: CompletionRequest,
+    request: Request,
+    account: CurrentAccount,
+    chat: ChatServiceDep,
+    characters: CharacterServiceDep,
+    settings: SettingsDep,
+) -> Any:
+    agent = await characters.get_visible(account, body.agent_id) if body.agent_id else None
+    messages = [(ROLES[m.role], m.content) for m in body.messages]
+    turn = await chat.prepare_completion(
+        account, messages, body.llm_id, agent, options(body, settings)
+    )
+    return await answer(turn, body, request)

@@ -1,0 +1,147 @@
+"""Chat of the characters API (`/v1/chat`)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+
+from personae.api.deps import (
+    CharacterServiceDep,
+    ChatServiceDep,
+    ConversationServiceDep,
+    CurrentAccount,
+    SettingsDep,
+    StateDep,
+)
+from personae.api.sse import stream_turn
+from personae.conversation.chat import TurnOptions, TurnResult
+from personae.dialects.characters.schemas import (
+    CharacterBrief,
+    ChatMessageCreate,
+    ChatMessageOut,
+    ChatMessagePage,
+    ConversationPage,
+    ConversationSummary,
+    LastMessage,
+    Pagination,
+)
+from personae.image.storage import Storage
+from personae.models import Conversation, Message
+from personae.pagination import PageRequest
+
+router = APIRouter()
+
+STREAM_DOC: dict[int | str, Any] = {
+    200: {"content": {"text/event-stream": {}}, "description": "With `stream`: SSE events."}
+}
+
+
+def chat_message(storage: Storage, conversation: Conversation, m: Message) -> ChatMessageOut:
+    is_character = m.role == "agent"
+    return ChatMessageOut(
+        id=m.id,
+        conversation_id=conversation.id,
+        character_id=conversation.character_id if is_character else None,
+        content=m.content,
+        created_at=m.created_at,
+        is_character=is_character,
+        image_url=storage.url(m.image_key) if m.image_key else None,
+    )
+
+
+def turn_out(result: TurnResult) -> ChatMessageOut:
+    assert result.conversation is not None  # character chat always has one
+    return ChatMessageOut(
+        id=result.id,
+        conversation_id=result.conversation.id,
+        character_id=result.character_id,
+        content=result.content,
+        created_at=result.created_at,
+        is_character=True,
+        thought_process=result.thought_process,
+    )
+
+
+@router.post(
+    "/chat/{character_id}/messages",
+    response_model=ChatMessageOut,
+    responses=STREAM_DOC,
+    summary="Send a message to a character and get its answer",
+)
+async def send_message(
+    character_id: str,
+    body: ChatMessageCreate,
+    request: Request,
+    account: CurrentAccount,
+    chat: ChatServiceDep,
+    characters: CharacterServiceDep,
+    settings: SettingsDep,
+) -> Any:
+    options = TurnOptions(
+        body.max_tokens or settings.chat_max_tokens, body.temperature, body.verbose
+    )
+    turn = await chat.prepare_character_turn(
+        account, character_id, body.conversation_id, body.message, options, characters
+    )
+    if body.stream:
+        return stream_turn(turn, request.url.path, lambda r: turn_out(r).model_dump(mode="json"))
+    return turn_out(await turn.run())
+
+
+@router.get("/chat/conversations", summary="The user's conversations, newest activity first")
+async def list_conversations(
+    account: CurrentAccount,
+    service: ConversationServiceDep,
+    state: StateDep,
+    page: Annotated[int, Query(ge=1)] = 1,
+    limit: Annotated[int, Query(ge=1, le=50)] = 20,
+) -> ConversationPage:
+    result = await service.list(account, PageRequest(page, limit))
+    storage = state.storage
+    data = []
+    for conversation, last in result.items:
+        c = conversation.character
+        data.append(
+            ConversationSummary(
+                id=conversation.id,
+                title=conversation.title,
+                character=CharacterBrief(
+                    id=c.id,
+                    name=c.name,
+                    image_url=storage.url(c.image_key) if c.image_key else None,
+                )
+                if c
+                else None,
+                last_message=LastMessage(
+                    content=last.content,
+                    created_at=last.created_at,
+                    is_character=last.role == "agent",
+                )
+                if last
+                else None,
+                created_at=conversation.created_at,
+                updated_at=conversation.updated_at,
+                message_count=conversation.message_count,
+            )
+        )
+    return ConversationPage(data=data, pagination=Pagination.of(result))
+
+
+@router.get("/chat/conversations/{conversation_id}/messages", summary="Messages, newest first")
+async def list_messages(
+    conversation_id: str,
+    account: CurrentAccount,
+    service: ConversationServiceDep,
+    state: StateDep,
+    page: Annotated[int, Query(ge=1)] = 1,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> ChatMessagePage:
+    conversation = await service.get(account, conversation_id)
+    result = await service.messages(
+        account, conversation_id, PageRequest(page, limit), newest_first=True
+    )
+    return ChatMessagePage(
+        data=[chat_message(state.storage, conversation, m) for m in result.items],
+        pagination=Pagination.of(result),
+    )

@@ -1,0 +1,1 @@
+"""Model engines: each kind behind one abstract class, picked from a registry."""

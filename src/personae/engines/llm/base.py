@@ -1,0 +1,67 @@
+"""The one interface every language-model engine implements.
+
+An engine turns chat messages into a stream of text pieces ending in a `Finish` with the
+token usage. Vendor errors are mapped, inside each engine, to `EngineFailed`,
+`EngineUnavailable` or `EngineTimeout` from `personae.errors`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    max_tokens: int = 256
+    temperature: float = 0.7
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class Delta:
+    text: str
+
+
+@dataclass(frozen=True)
+class Finish:
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str
+    reasoning: str | None = None  # what the engine returned as reasoning, if anything
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+Chunk = Delta | Finish
+
+
+class LLMEngine(ABC):
+    """A loaded model. One instance per registered model, shared by all requests."""
+
+    #: how many tokens of prompt plus answer the model takes
+    context_window: int
+
+    @abstractmethod
+    def stream(self, messages: list[ChatMessage], params: GenerationParams) -> AsyncIterator[Chunk]:
+        """Generate. Closing the iterator early (a client went away) stops the generation."""
+
+    @abstractmethod
+    async def count_tokens(self, texts: list[str]) -> list[int]:
+        """Token counts of each text with this model's tokenizer (or a stated estimate)."""
+
+    #: tokens the chat template adds around each message
+    message_overhead: int = 6
+
+    async def close(self) -> None:  # noqa: B027  (optional hook)
+        """Free what the engine holds."""

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from personae.db.base import Base, UTCDateTime, utcnow
+from personae.models.character import Character
+
+
+class Conversation(Base):
+    """A persistent chat, owned by one account, optionally with one character."""
+
+    __tablename__ = "conversations"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    character_id: Mapped[str | None] = mapped_column(
+        ForeignKey("characters.id", ondelete="SET NULL")
+    )
+    title: Mapped[str] = mapped_column(String(200), default="")
+    system_prompt: Mapped[str] = mapped_column(Text, default="")
+    llm_id: Mapped[str | None] = mapped_column(ForeignKey("models.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_message_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    message_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Kept so that listing conversations with their last message is one join, not N queries.
+    last_message_id: Mapped[str | None] = mapped_column(String(40))
+
+    character: Mapped[Character | None] = relationship(lazy="raise")
+
+    __table_args__ = (
+        Index("ix_conversations_account_activity", "account_id", updated_at.desc(), id.desc()),
+    )
+
+
+class Message(Base):
+    """One turn. `seq` numbers a conversation's messages from 1, so the newest N that fit
+    the model's context are one index range."""
+
+    __tablename__ = "messages"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(8))  # user, agent, system
+    content: Mapped[str] = mapped_column(Text, default="")
+    image_key: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    tokens: Mapped[int | None] = mapped_column(Integer)  # completion tokens, for agent turns
+
+    __table_args__ = (Index("uq_messages_conversation_seq", "conversation_id", "seq", unique=True),)
