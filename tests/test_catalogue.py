@@ -152,3 +152,27 @@ async def test_trending_forgets_activity_older_than_seven_days(
         # Day 7 after start: the first day has left the seven-day window.
         await service(app, session).refresh_trending(start + timedelta(days=7))
     assert await names(client, creds, "?sort=trending") == ["New", "Old"]
+
+
+async def test_both_tag_filter_plans_give_the_same_pages(
+    client: httpx.AsyncClient, make_account: MakeAccount
+) -> None:
+    """Small pages of a common tag walk the sort index; one big page gathers the matches
+    from the tag index and sorts them. Both must list the same characters in the same order."""
+    creds = await make_account()
+    fans = [await make_account() for _ in range(2)]
+    for i in range(12):
+        cid = await make(client, creds, f"C{i:02d}", ["common"] + (["rare"] if i % 4 == 0 else []))
+        for fan in fans[: i % 3]:
+            await client.post(f"/v1/characters/{cid}/like", headers=x_api_key(fan))
+    await make(client, creds, "Untagged", ["other"])
+    for sort in ("popular", "newest", "trending"):
+        for tags in ("common", "common,rare", "rare"):
+            whole = await names(client, creds, f"?tags={tags}&sort={sort}&limit=100")
+            one_by_one = []
+            for page in range(1, len(whole) + 1):
+                one_by_one += await names(
+                    client, creds, f"?tags={tags}&sort={sort}&limit=1&page={page}"
+                )
+            assert one_by_one == whole, (sort, tags)
+            assert len(whole) == {"common": 12, "common,rare": 3, "rare": 3}[tags]

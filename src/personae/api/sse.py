@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from personae.api.dialect import dialect_of, error_body
 from personae.conversation.chat import PreparedTurn, TurnResult
@@ -20,6 +21,20 @@ log = logging.getLogger("personae")
 
 def _event(name: str, data: Any) -> bytes:
     return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+class ClosingStreamingResponse(StreamingResponse):
+    """Closes its body iterator however the response ends. Starlette leaves the iterator
+    to the garbage collector when the client disconnects; closing it at once is what
+    stops the generation behind it (the turn's `finally` tells the engine)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            close = getattr(self.body_iterator, "aclose", None)
+            if close is not None:
+                await close()
 
 
 def stream_turn(
@@ -38,7 +53,7 @@ def stream_turn(
             log.exception("generation failed mid-stream on %s", path)
             yield _event("error", error_body(dialect_of(path), PersonaeError()))
 
-    return StreamingResponse(
+    return ClosingStreamingResponse(
         events(),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},

@@ -35,6 +35,9 @@ from personae.model.service import ModelService
 from personae.models import Account, Character, Conversation, Message, Model
 
 log = logging.getLogger("personae")
+# Held above the estimate, for what a chat template adds that we cannot count (a default
+# system prompt, say). A turn is charged its real tokens, never more than was held.
+HOLD_MARGIN_TOKENS = 64
 _background: set[asyncio.Task[None]] = set()
 
 
@@ -139,7 +142,7 @@ class ChatService:
         quota = account.effective_chat_quota
         if not await repo.reserve_chat_request(account.id, period, quota):
             raise QuotaExceeded(quota, next_month_start(now).isoformat())
-        hold = cost_micros(model, prompt_tokens + options.max_tokens)
+        hold = cost_micros(model, prompt_tokens + options.max_tokens + HOLD_MARGIN_TOKENS)
         if hold and not await repo.hold_balance(account.id, hold):
             raise PaymentRequired(
                 "Insufficient account balance",
@@ -314,14 +317,16 @@ class ChatService:
     ) -> TurnResult:
         latency_ms = round((time.perf_counter() - started) * 1000, 1)
         now = utcnow()
-        actual = cost_micros(turn.model, finish.prompt_tokens + finish.completion_tokens)
+        # Engines that report no usage (some servers) are charged on our own count.
+        prompt_tokens = finish.prompt_tokens or turn.history.prompt_tokens
+        charged = min(
+            cost_micros(turn.model, prompt_tokens + finish.completion_tokens), turn.hold_micros
+        )
         message_id = new_id("msg")
         async with self.sessionmaker.begin() as session:
             repo = ConversationRepository(session)
             if turn.hold_micros:
-                await repo.credit_balance(
-                    turn.account.id, turn.hold_micros - min(actual, turn.hold_micros)
-                )
+                await repo.credit_balance(turn.account.id, turn.hold_micros - charged)
             conversation = None
             if turn.conversation is not None:
                 message = Message(
@@ -337,7 +342,7 @@ class ChatService:
         if turn.options.verbose:
             thought = {
                 "reasoning": finish.reasoning,
-                "tokens": {"prompt": finish.prompt_tokens, "completion": finish.completion_tokens},
+                "tokens": {"prompt": prompt_tokens, "completion": finish.completion_tokens},
                 "history": {
                     "kept": turn.history.kept,
                     "dropped": turn.history.dropped,
@@ -353,7 +358,7 @@ class ChatService:
                     "latency_ms": latency_ms,
                     "finish_reason": finish.finish_reason,
                 },
-                "cost": actual / 1_000_000,
+                "cost": charged / 1_000_000,
             }
         return TurnResult(message_id, content, now, conversation, turn.character_id, thought)
 

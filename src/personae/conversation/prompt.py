@@ -82,7 +82,7 @@ async def fit_history(
     `load_newest_before(seq, n)` returns up to n messages older than seq, newest first.
     """
     fixed_counts = await engine.count_tokens(list(fixed))
-    used = sum(fixed_counts) + engine.message_overhead * len(fixed)
+    used = sum(fixed_counts) + engine.message_overhead * len(fixed) + engine.prompt_overhead
     kept: list[Message] = []
     cursor = before_seq
     full = False

@@ -60,8 +60,10 @@ class LLMEngine(ABC):
     async def count_tokens(self, texts: list[str]) -> list[int]:
         """Token counts of each text with this model's tokenizer (or a stated estimate)."""
 
-    #: tokens the chat template adds around each message
-    message_overhead: int = 6
+    #: tokens the chat template adds around each message (and a margin for merges at the
+    #: boundaries), and once per prompt (the answer's opening, e.g. "<|im_start|>assistant")
+    message_overhead: int = 7
+    prompt_overhead: int = 8
 
     async def close(self) -> None:  # noqa: B027  (optional hook)
         """Free what the engine holds."""

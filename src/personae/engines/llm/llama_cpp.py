@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from personae.engines.llm.base import ChatMessage, Chunk, Delta, Finish, GenerationParams, LLMEngine
 from personae.engines.llm.tokenizer import GGUFTokenizer
-from personae.errors import EngineFailed, EngineUnavailable
+from personae.errors import EngineFailed, EngineUnavailable, InvalidRequest
 
 log = logging.getLogger("personae")
 
@@ -63,7 +63,7 @@ def builtin_available(name: str) -> bool:
 
 
 class LlamaCppEngine(LLMEngine):
-    message_overhead = 5  # <|im_start|>role\n ... <|im_end|>\n
+    message_overhead = 7  # <|im_start|>role\n ... <|im_end|>\n, and a margin
 
     def __init__(self, config: LlamaCppConfig) -> None:
         self.config = config
@@ -143,6 +143,8 @@ class LlamaCppEngine(LLMEngine):
                 elif kind == "finish":
                     yield value
                     return
+                elif isinstance(value, ValueError) and "context window" in str(value):
+                    raise InvalidRequest(f"The prompt does not fit the model's context: {value}")
                 else:
                     log.error("llama.cpp generation failed", exc_info=value)
                     raise EngineFailed(f"The embedded model failed: {value}")
