@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install serve test lint services clean
+.PHONY: install serve test lint services bench clean
 
 install: $(STAMP)
 
@@ -29,6 +29,10 @@ lint: install
 
 test: install services lint
 	$(BIN)/pytest
+
+# Every bench/bench_*.py; figures are printed and merged into bench/results.json.
+bench: install services
+	$(BIN)/python bench/run.py
 
 clean:
 	rm -rf $(VENV) .personae .pytest_cache .mypy_cache .ruff_cache
