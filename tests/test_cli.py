@@ -155,3 +155,55 @@ def test_plans_are_data(data_dir: Path) -> None:
     plans = {p["name"]: p for p in json.loads(ok("plans", "list", "--json"))}
     assert plans["free"]["requests_per_minute"] == 9
     assert "unknown plan" in fails("plans", "set", "gold", "--requests-per-minute", "1")
+
+
+def test_models_add_list_disable_remove(data_dir: Path) -> None:
+    listed = json.loads(ok("models", "list", "--json"))
+    assert [m["name"] for m in listed] == ["SmolLM2-135M-Instruct (embedded)"]
+    assert listed[0]["settings"] == {"path": "builtin:smollm2", "n_ctx": 2048, "pool_size": 1}
+    remote = json.loads(ok(
+        "models", "add", "--name", "vLLM Llama", "--engine", "openai", "--base-url",
+        "http://vllm.internal:8000/v1", "--model", "llama-3-8b", "--api-key", "sk-secret",
+        "--max-context", "8192", "--cost-per-1k-tokens", "0.06", "--json",
+    ))  # fmt: skip
+    assert remote["max_context"] == 8192
+    assert remote["cost"] == 0.06
+    assert remote["settings"]["api_key"] == "***"  # never printed
+    gguf = json.loads(ok(
+        "models", "add", "--name", "Local", "--engine", "llama_cpp", "--path", "builtin:smollm2",
+        "--settings", '{"pool_size": 2}', "--json",
+    ))  # fmt: skip
+    assert gguf["settings"]["pool_size"] == 2
+    assert json.loads(ok("models", "disable", remote["id"], "--json"))["enabled"] is False
+    assert json.loads(ok("models", "enable", remote["id"], "--json"))["enabled"] is True
+    assert "removed" in ok("models", "remove", gguf["id"])
+    assert len(json.loads(ok("models", "list", "--json"))) == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--engine", "gpt"], "unknown LLM engine"),
+        (["--engine", "openai", "--model", "m"], "base_url"),
+        (["--engine", "openai", "--base-url", "ftp://x", "--model", "m"], "base_url"),
+        (["--engine", "llama_cpp"], "path"),
+        (["--engine", "llama_cpp", "--path", "x.gguf", "--settings", "[1]"], "JSON object"),
+        (
+            ["--engine", "llama_cpp", "--path", "x.gguf", "--settings", '{"pool_size": 0}'],
+            "pool_size",
+        ),
+        (["--engine", "llama_cpp", "--path", "x.gguf", "--cost-per-1k-tokens", "-1"], "cost"),
+        (["--engine", "llama_cpp", "--path", "x.gguf", "--max-context", "10"], "max_context"),
+    ],
+)
+def test_models_add_refuses_bad_settings(data_dir: Path, args: list[str], message: str) -> None:
+    assert message in fails("models", "add", "--name", "bad", *args)
+    assert len(json.loads(ok("models", "list", "--json"))) == 1
+
+
+def test_disabled_embedded_model_stays_disabled(data_dir: Path) -> None:
+    embedded = json.loads(ok("models", "list", "--json"))[0]
+    ok("models", "disable", embedded["id"])
+    # Every command re-runs the start-up seeding: the operator's choice sticks.
+    listed = json.loads(ok("models", "list", "--json"))
+    assert [m["enabled"] for m in listed] == [False]
