@@ -648,3 +648,32 @@ async def test_client_disconnect_mid_stream_stores_no_answer(
         f"/v1/chat/{char}/messages", json={"message": "Hi"} | QUICK, headers=x_api_key(creds)
     )
     assert again.status_code == 200
+
+
+async def test_a_conversation_whose_model_is_gone_uses_the_default(
+    app: FastAPI, client: httpx.AsyncClient, make_account: MakeAccount
+) -> None:
+    async with app.state.personae.sessionmaker.begin() as session:
+        service = ModelService(session)
+        embedded = (await service.list_enabled(ModelType.LLM))[0]
+        other = await service.register(ModelType.LLM, "Other", "llama_cpp", dict(embedded.settings))
+    creds = await make_account()
+    conv = (
+        await client.post("/api/v1/conversations", json={"llm_id": other.id}, headers=bearer(creds))
+    ).json()
+    async with app.state.personae.sessionmaker.begin() as session:
+        await ModelService(session).set_enabled(other.id, False)
+    reply = await client.post(
+        f"/api/v1/conversations/{conv['id']}/messages",
+        json={"content": "Hi", "verbose": True} | QUICK,
+        headers=bearer(creds),
+    )
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["thought_process"]["engine"]["model_id"] == embedded.id
+    # Naming the disabled model explicitly is still an error.
+    explicit = await client.post(
+        f"/api/v1/conversations/{conv['id']}/messages",
+        json={"content": "Hi", "llm_id": other.id},
+        headers=bearer(creds),
+    )
+    assert agents_error(explicit, 400).startswith("llm_id")

@@ -125,8 +125,10 @@ class ChatService:
         self.template = template
 
     # preparing turns
-    async def _model(self, session: AsyncSession, llm_id: str | None) -> Model:
-        return await ModelService(session).resolve_llm(llm_id)
+    async def _model(
+        self, session: AsyncSession, llm_id: str | None, *, fall_back: bool = False
+    ) -> Model:
+        return await ModelService(session).resolve_llm(llm_id, fall_back=fall_back)
 
     async def _reserve(
         self,
@@ -188,7 +190,11 @@ class ChatService:
     ) -> PreparedTurn:
         async with self.sessionmaker() as session:
             conversation = await self._owned(session, account, conversation_id)
-            model = await self._model(session, llm_id or conversation.llm_id)
+            model = await (
+                self._model(session, llm_id)
+                if llm_id
+                else self._model(session, conversation.llm_id, fall_back=True)
+            )
         engine = await self.engines.get(model)
         return await self._prepare_stored_turn(
             account, conversation.id, None, content, model, engine, options
@@ -212,7 +218,7 @@ class ChatService:
                         "conversation_id: that conversation is with another character",
                         details={"field": "conversation_id"},
                     )
-                model = await self._model(session, conversation.llm_id)
+                model = await self._model(session, conversation.llm_id, fall_back=True)
             else:
                 model = await self._model(session, None)
         engine = await self.engines.get(model)

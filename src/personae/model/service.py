@@ -38,10 +38,14 @@ class ModelService:
     async def list_all(self) -> Sequence[Model]:
         return await self.repo.list_all()
 
-    async def resolve_llm(self, llm_id: str | None) -> Model:
-        """The named enabled LLM, or the default (the oldest enabled one)."""
+    async def resolve_llm(self, llm_id: str | None, *, fall_back: bool = False) -> Model:
+        """The named enabled LLM, or the default (the oldest enabled one). With `fall_back`,
+        a named model that is gone or disabled also gives the default (a conversation's
+        stored model, which the caller did not choose in this request)."""
         if llm_id is not None:
             model = await self.repo.get_enabled(llm_id, ModelType.LLM)
+            if model is None and fall_back:
+                return await self.resolve_llm(None)
             if model is None:
                 raise InvalidRequest(
                     f"llm_id: no enabled language model {llm_id!r}", details={"field": "llm_id"}
