@@ -84,3 +84,39 @@ def test_readme_first_steps_over_real_http(server: tuple[str, dict[str, str]]) -
     anonymous = httpx.get(f"{base}/api/v1/models?type=llm")
     assert anonymous.status_code == 401
     assert isinstance(anonymous.json()["error"], str)
+
+
+def test_a_fresh_server_chats_in_character_in_both_dialects(
+    server: tuple[str, dict[str, str]],
+) -> None:
+    base, env = server
+    created = subprocess.run(
+        [sys.executable, "-m", "personae", "accounts", "create", "--username", "chatter",
+         "--plan", "standard", "--json"],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    key = {"X-API-Key": json.loads(created.stdout)["api_key"]}
+    models = httpx.get(f"{base}/api/v1/models?type=llm", headers=key).json()
+    assert [m["name"] for m in models] == ["SmolLM2-135M-Instruct (embedded)"]
+    character = httpx.post(
+        f"{base}/v1/characters",
+        json={"name": "Vexa", "description": "A courier", "personality": "Defiant",
+              "background": "The slums"},
+        headers=key,
+    ).json()  # fmt: skip
+    answer = httpx.post(
+        f"{base}/v1/chat/{character['id']}/messages",
+        json={"message": "Who are you?", "max_tokens": 12},
+        headers=key,
+        timeout=120,
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["content"].strip()
+    follow_up = httpx.post(
+        f"{base}/api/v1/conversations/{answer.json()['conversation_id']}/messages",
+        json={"content": "Where do you live?", "max_tokens": 12},
+        headers={"Authorization": f"Bearer {key['X-API-Key']}"},
+        timeout=120,
+    )
+    assert follow_up.status_code == 200, follow_up.text
+    assert follow_up.json()["role"] == "agent"
