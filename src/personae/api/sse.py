@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from pydantic import BaseModel
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
@@ -58,3 +59,18 @@ def stream_turn(
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+# OpenAPI: generating endpoints answer JSON, or SSE with `"stream": true`.
+STREAM_RESPONSES: dict[int | str, Any] = {
+    200: {"content": {"text/event-stream": {}}, "description": "With `stream`: SSE events."}
+}
+
+
+async def respond(
+    turn: PreparedTurn, stream: bool, path: str, render: Callable[[TurnResult], BaseModel]
+) -> BaseModel | StreamingResponse:
+    """The turn's answer: generated now and rendered, or streamed as it is generated."""
+    if stream:
+        return stream_turn(turn, path, lambda result: render(result).model_dump(mode="json"))
+    return render(await turn.run())

@@ -14,9 +14,9 @@ from personae.api.deps import (
     SettingsDep,
     StateDep,
 )
-from personae.api.sse import stream_turn
+from personae.api.sse import STREAM_RESPONSES, respond
 from personae.config import Settings
-from personae.conversation.chat import PreparedTurn, TurnOptions, TurnResult
+from personae.conversation.chat import TurnOptions, TurnResult
 from personae.dialects.agents.schemas import (
     ChatOptions,
     CompletionRequest,
@@ -32,9 +32,6 @@ from personae.pagination import PageRequest
 
 router = APIRouter()
 
-STREAM_DOC: dict[int | str, Any] = {
-    200: {"content": {"text/event-stream": {}}, "description": "With `stream`: SSE events."}
-}
 ROLES: dict[str, Role] = {
     "user": "user",
     "agent": "assistant",
@@ -79,12 +76,6 @@ def turn_out(result: TurnResult) -> MessageOut:
 
 def options(body: ChatOptions, settings: Settings) -> TurnOptions:
     return TurnOptions(body.max_tokens or settings.chat_max_tokens, body.temperature, body.verbose)
-
-
-async def answer(turn: PreparedTurn, body: ChatOptions, request: Request) -> Any:
-    if body.stream:
-        return stream_turn(turn, request.url.path, lambda r: turn_out(r).model_dump(mode="json"))
-    return turn_out(await turn.run())
 
 
 @router.get("/conversations", summary="The caller's conversations, newest activity first")
@@ -134,7 +125,7 @@ async def list_messages(
 @router.post(
     "/conversations/{conversation_id}/messages",
     response_model=MessageOut,
-    responses=STREAM_DOC,
+    responses=STREAM_RESPONSES,
     summary="Send a message and get the agent's answer",
 )
 async def send_message(
@@ -148,13 +139,13 @@ async def send_message(
     turn = await chat.prepare_conversation_turn(
         account, conversation_id, body.content, body.llm_id, options(body, settings)
     )
-    return await answer(turn, body, request)
+    return await respond(turn, body.stream, request.url.path, turn_out)
 
 
 @router.post(
     "/completions",
     response_model=MessageOut,
-    responses=STREAM_DOC,
+    responses=STREAM_RESPONSES,
     summary="Generate a response from a language model (nothing is stored)",
 )
 async def create_completion(
@@ -170,4 +161,4 @@ async def create_completion(
     turn = await chat.prepare_completion(
         account, messages, body.llm_id, agent, options(body, settings)
     )
-    return await answer(turn, body, request)
+    return await respond(turn, body.stream, request.url.path, turn_out)

@@ -14,7 +14,7 @@ from personae.api.deps import (
     SettingsDep,
     StateDep,
 )
-from personae.api.sse import stream_turn
+from personae.api.sse import STREAM_RESPONSES, respond
 from personae.conversation.chat import TurnOptions, TurnResult
 from personae.dialects.characters.schemas import (
     CharacterBrief,
@@ -31,10 +31,6 @@ from personae.models import Conversation, Message
 from personae.pagination import PageRequest
 
 router = APIRouter()
-
-STREAM_DOC: dict[int | str, Any] = {
-    200: {"content": {"text/event-stream": {}}, "description": "With `stream`: SSE events."}
-}
 
 
 def chat_message(storage: Storage, conversation: Conversation, m: Message) -> ChatMessageOut:
@@ -66,7 +62,7 @@ def turn_out(result: TurnResult) -> ChatMessageOut:
 @router.post(
     "/chat/{character_id}/messages",
     response_model=ChatMessageOut,
-    responses=STREAM_DOC,
+    responses=STREAM_RESPONSES,
     summary="Send a message to a character and get its answer",
 )
 async def send_message(
@@ -84,9 +80,7 @@ async def send_message(
     turn = await chat.prepare_character_turn(
         account, character_id, body.conversation_id, body.message, options, characters
     )
-    if body.stream:
-        return stream_turn(turn, request.url.path, lambda r: turn_out(r).model_dump(mode="json"))
-    return turn_out(await turn.run())
+    return await respond(turn, body.stream, request.url.path, turn_out)
 
 
 @router.get("/chat/conversations", summary="The user's conversations, newest activity first")
