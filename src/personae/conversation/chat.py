@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from personae.account.service import month_period, next_month_start
 from personae.character.repository import CharacterRepository
@@ -116,7 +116,7 @@ class PreparedTurn:
 class ChatService:
     def __init__(
         self,
-        sessionmaker: Any,
+        sessionmaker: async_sessionmaker[AsyncSession],
         engines: LLMEngines,
         template: PromptTemplate,
     ) -> None:
@@ -190,10 +190,9 @@ class ChatService:
     ) -> PreparedTurn:
         async with self.sessionmaker() as session:
             conversation = await self._owned(session, account, conversation_id)
-            model = await (
-                self._model(session, llm_id)
-                if llm_id
-                else self._model(session, conversation.llm_id, fall_back=True)
+            # An explicit llm_id must exist; the conversation's own may have gone away.
+            model = await self._model(
+                session, llm_id or conversation.llm_id, fall_back=llm_id is None
             )
         engine = await self.engines.get(model)
         return await self._prepare_stored_turn(
