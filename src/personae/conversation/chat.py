@@ -26,10 +26,11 @@ from personae.character.repository import CharacterRepository
 from personae.character.service import CharacterService
 from personae.conversation.prompt import STOP_SEQUENCES, FittedHistory, PromptTemplate, fit_history
 from personae.conversation.repository import ConversationRepository
+from personae.conversation.service import owned_conversation
 from personae.db.base import utcnow
 from personae.engines.llm.base import ChatMessage, Delta, Finish, GenerationParams, LLMEngine, Role
 from personae.engines.llm.registry import LLMEngines
-from personae.errors import InvalidRequest, NotFound, PaymentRequired, QuotaExceeded
+from personae.errors import InvalidRequest, PaymentRequired, QuotaExceeded
 from personae.ids import new_id
 from personae.model.service import ModelService
 from personae.models import Account, Character, Conversation, Message, Model
@@ -295,7 +296,7 @@ class ChatService:
         async with self.sessionmaker() as session:
             model = await self._model(session, llm_id)
         engine = await self.engines.get(model)
-        system = self.template.system_message(agent, "") if agent else ""
+        system = self.template.system_message(agent, "")
         chat = ([ChatMessage("system", system)] if system else []) + [
             ChatMessage(r, c) for r, c in messages
         ]
@@ -381,10 +382,7 @@ class ChatService:
     async def _owned(
         self, session: AsyncSession, account: Account, conversation_id: str
     ) -> Conversation:
-        conversation = await ConversationRepository(session).get_owned(account.id, conversation_id)
-        if conversation is None:
-            raise NotFound(f"No conversation {conversation_id!r}", details={"id": conversation_id})
-        return conversation
+        return await owned_conversation(ConversationRepository(session), account, conversation_id)
 
 
 async def _no_history(_seq: int, _n: int) -> Sequence[Message]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
+
+from personae.conversation.chat import TurnOptions
 
 MAX_MESSAGE = 10_000
 MAX_TITLE = 200
@@ -18,3 +20,15 @@ Title = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_T
 SystemPrompt = Annotated[str, StringConstraints(max_length=MAX_SYSTEM_PROMPT)]
 MaxTokens = Annotated[int, Field(ge=1, le=4096, description="Longest answer, in tokens.")]
 Temperature = Annotated[float, Field(ge=0, le=2)]
+
+
+class ChatOptions(BaseModel):
+    """What every generating request of either dialect may ask for."""
+
+    stream: bool = Field(default=False, description="Answer as Server-Sent Events.")
+    verbose: bool = Field(default=False, description="Add `thought_process` to the answer.")
+    max_tokens: MaxTokens | None = None
+    temperature: Temperature = 0.7
+
+    def turn_options(self, default_max_tokens: int) -> TurnOptions:
+        return TurnOptions(self.max_tokens or default_max_tokens, self.temperature, self.verbose)

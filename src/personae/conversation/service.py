@@ -16,16 +16,23 @@ from personae.models import Account, Conversation, Message
 from personae.pagination import Page, PageRequest
 
 
+async def owned_conversation(
+    repo: ConversationRepository, account: Account, conversation_id: str
+) -> Conversation:
+    """The account's conversation, or 404: another account's looks like none at all."""
+    conversation = await repo.get_owned(account.id, conversation_id)
+    if conversation is None:
+        raise NotFound(f"No conversation {conversation_id!r}", details={"id": conversation_id})
+    return conversation
+
+
 class ConversationService:
     def __init__(self, session: AsyncSession, characters: CharacterService) -> None:
         self.repo = ConversationRepository(session)
         self.characters = characters
 
     async def get(self, account: Account, conversation_id: str) -> Conversation:
-        conversation = await self.repo.get_owned(account.id, conversation_id)
-        if conversation is None:
-            raise NotFound(f"No conversation {conversation_id!r}", details={"id": conversation_id})
-        return conversation
+        return await owned_conversation(self.repo, account, conversation_id)
 
     async def create(
         self,

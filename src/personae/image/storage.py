@@ -32,6 +32,10 @@ class Storage(ABC):
     @abstractmethod
     def url(self, key: str) -> str: ...
 
+    def url_for(self, key: str | None) -> str | None:
+        """The URL of a file that may be absent (a character without an avatar)."""
+        return self.url(key) if key else None
+
 
 class LocalStorage(Storage):
     def __init__(self, root: Path, public_url: str) -> None:

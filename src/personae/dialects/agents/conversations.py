@@ -15,10 +15,8 @@ from personae.api.deps import (
     StateDep,
 )
 from personae.api.sse import STREAM_RESPONSES, respond
-from personae.config import Settings
-from personae.conversation.chat import TurnOptions, TurnResult
+from personae.conversation.chat import TurnResult
 from personae.dialects.agents.schemas import (
-    ChatOptions,
     CompletionRequest,
     ConversationCreate,
     ConversationOut,
@@ -60,7 +58,7 @@ def message_out(storage: Storage, m: Message) -> MessageOut:
         content=m.content,
         role=m.role,
         created_at=m.created_at,
-        image_url=storage.url(m.image_key) if m.image_key else None,
+        image_url=storage.url_for(m.image_key),
     )
 
 
@@ -72,10 +70,6 @@ def turn_out(result: TurnResult) -> MessageOut:
         created_at=result.created_at,
         thought_process=result.thought_process,
     )
-
-
-def options(body: ChatOptions, settings: Settings) -> TurnOptions:
-    return TurnOptions(body.max_tokens or settings.chat_max_tokens, body.temperature, body.verbose)
 
 
 @router.get("/conversations", summary="The caller's conversations, newest activity first")
@@ -137,7 +131,11 @@ async def send_message(
     settings: SettingsDep,
 ) -> Any:
     turn = await chat.prepare_conversation_turn(
-        account, conversation_id, body.content, body.llm_id, options(body, settings)
+        account,
+        conversation_id,
+        body.content,
+        body.llm_id,
+        body.turn_options(settings.chat_max_tokens),
     )
     return await respond(turn, body.stream, request.url.path, turn_out)
 
@@ -159,6 +157,6 @@ async def create_completion(
     agent = await characters.get_visible(account, body.agent_id) if body.agent_id else None
     messages = [(ROLES[m.role], m.content) for m in body.messages]
     turn = await chat.prepare_completion(
-        account, messages, body.llm_id, agent, options(body, settings)
+        account, messages, body.llm_id, agent, body.turn_options(settings.chat_max_tokens)
     )
     return await respond(turn, body.stream, request.url.path, turn_out)

@@ -60,7 +60,7 @@ def agent_out(storage: Storage, c: Character) -> AgentOut:
         appearance_prompt=c.full_appearance_prompt,
         personality_prompt=c.personality,
         description=c.description,
-        avatar_url=storage.url(c.image_key) if c.image_key else None,
+        avatar_url=storage.url_for(c.image_key),
         age=c.age,
         tags=c.tags,
         visibility=Visibility(c.visibility),

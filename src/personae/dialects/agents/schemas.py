@@ -21,10 +21,9 @@ from personae.character.fields import (
 from personae.conversation.fields import (
     MAX_COMPLETION_MESSAGES,
     MAX_MESSAGE,
-    MaxTokens,
+    ChatOptions,
     MessageText,
     SystemPrompt,
-    Temperature,
     Title,
 )
 from personae.models import Model
@@ -99,13 +98,6 @@ class AgentOut(BaseModel):
 
 
 AgentsRole = Literal["user", "agent", "system", "assistant"]
-
-
-class ChatOptions(BaseModel):
-    stream: bool = Field(default=False, description="Answer as Server-Sent Events.")
-    verbose: bool = Field(default=False, description="Add `thought_process` to the answer.")
-    max_tokens: MaxTokens | None = None
-    temperature: Temperature = 0.7
 
 
 class InputMessage(BaseModel):

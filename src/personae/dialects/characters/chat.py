@@ -15,7 +15,7 @@ from personae.api.deps import (
     StateDep,
 )
 from personae.api.sse import STREAM_RESPONSES, respond
-from personae.conversation.chat import TurnOptions, TurnResult
+from personae.conversation.chat import TurnResult
 from personae.dialects.characters.schemas import (
     CharacterBrief,
     ChatMessageCreate,
@@ -42,7 +42,7 @@ def chat_message(storage: Storage, conversation: Conversation, m: Message) -> Ch
         content=m.content,
         created_at=m.created_at,
         is_character=is_character,
-        image_url=storage.url(m.image_key) if m.image_key else None,
+        image_url=storage.url_for(m.image_key),
     )
 
 
@@ -74,9 +74,7 @@ async def send_message(
     characters: CharacterServiceDep,
     settings: SettingsDep,
 ) -> Any:
-    options = TurnOptions(
-        body.max_tokens or settings.chat_max_tokens, body.temperature, body.verbose
-    )
+    options = body.turn_options(settings.chat_max_tokens)
     turn = await chat.prepare_character_turn(
         account, character_id, body.conversation_id, body.message, options, characters
     )
@@ -103,7 +101,7 @@ async def list_conversations(
                 character=CharacterBrief(
                     id=c.id,
                     name=c.name,
-                    image_url=storage.url(c.image_key) if c.image_key else None,
+                    image_url=storage.url_for(c.image_key),
                 )
                 if c
                 else None,

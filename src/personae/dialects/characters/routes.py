@@ -70,17 +70,13 @@ router = APIRouter(
 PageQ = Annotated[int, Query(ge=1, description="Page number, from 1.")]
 
 
-def _image_url(storage: Storage, character: Character) -> str | None:
-    return storage.url(character.image_key) if character.image_key else None
-
-
 def summary(storage: Storage, c: Character) -> CharacterSummary:
     return CharacterSummary(
         id=c.id,
         name=c.name,
         description=c.description,
         tags=c.tags,
-        image_url=_image_url(storage, c),
+        image_url=storage.url_for(c.image_key),
         created_at=c.created_at,
         likes=c.likes_count,
         chat_count=c.chat_count,
@@ -95,7 +91,7 @@ def detail(storage: Storage, c: Character) -> CharacterDetail:
         personality=c.personality,
         background=c.background,
         tags=c.tags,
-        image_url=_image_url(storage, c),
+        image_url=storage.url_for(c.image_key),
         created_at=c.created_at,
         updated_at=c.updated_at,
         visibility=Visibility(c.visibility),
@@ -272,7 +268,7 @@ async def list_favorites(
                 name=c.name,
                 description=c.description,
                 tags=c.tags,
-                image_url=_image_url(state.storage, c),
+                image_url=state.storage.url_for(c.image_key),
                 created_at=c.created_at,
                 favorited_at=f.favorited_at,
             )

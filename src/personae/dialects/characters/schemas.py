@@ -18,7 +18,7 @@ from personae.character.fields import (
     Tags,
     Visibility,
 )
-from personae.conversation.fields import MaxTokens, MessageText, Temperature
+from personae.conversation.fields import ChatOptions, MessageText
 from personae.pagination import Page
 
 
@@ -185,16 +185,12 @@ class LikeState(BaseModel):
 
 
 # chat
-class ChatMessageCreate(BaseModel):
+class ChatMessageCreate(ChatOptions):
     model_config = ConfigDict(extra="forbid")
     message: MessageText
     conversation_id: str | None = Field(
         default=None, max_length=40, description="Omit to start one."
     )
-    stream: bool = Field(default=False, description="Answer as Server-Sent Events.")
-    verbose: bool = Field(default=False, description="Add `thought_process` to the answer.")
-    max_tokens: MaxTokens | None = None
-    temperature: Temperature = 0.7
 
 
 class ChatMessageOut(BaseModel):
