@@ -28,3 +28,11 @@ if [ "${PERSONAE_TEST_REDIS_URL:-}" != "off" ]; then
   fi
   wait_for Redis sh -c 'redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG'
 fi
+
+if [ "${PERSONAE_TEST_AMQP_URL:-}" != "off" ]; then
+  if ! (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; then
+    echo "services: starting RabbitMQ"
+    rabbitmq-server -detached
+  fi
+  wait_for RabbitMQ bash -c 'exec 3<>/dev/tcp/127.0.0.1/5672'
+fi

@@ -159,7 +159,10 @@ def test_plans_are_data(data_dir: Path) -> None:
 
 def test_models_add_list_disable_remove(data_dir: Path) -> None:
     listed = json.loads(ok("models", "list", "--json"))
-    assert [m["name"] for m in listed] == ["SmolLM2-135M-Instruct (embedded)"]
+    assert [(m["type"], m["name"]) for m in listed] == [
+        ("llm", "SmolLM2-135M-Instruct (embedded)"),
+        ("sd", "Placeholder avatars (drawn, no diffusion)"),
+    ]
     assert listed[0]["settings"] == {"path": "builtin:smollm2", "n_ctx": 2048, "pool_size": 1}
     remote = json.loads(ok(
         "models", "add", "--name", "vLLM Llama", "--engine", "openai", "--base-url",
@@ -177,7 +180,29 @@ def test_models_add_list_disable_remove(data_dir: Path) -> None:
     assert json.loads(ok("models", "disable", remote["id"], "--json"))["enabled"] is False
     assert json.loads(ok("models", "enable", remote["id"], "--json"))["enabled"] is True
     assert "removed" in ok("models", "remove", gguf["id"])
-    assert len(json.loads(ok("models", "list", "--json"))) == 2
+    assert len(json.loads(ok("models", "list", "--json"))) == 3
+
+
+def test_models_add_image_models(data_dir: Path) -> None:
+    a1111 = json.loads(ok(
+        "models", "add", "--type", "sd", "--name", "SD.Next", "--engine", "automatic1111",
+        "--base-url", "http://sd.internal:7860", "--settings", '{"api_auth": "me:pw"}',
+        "--cost-per-image", "0.04", "--json",
+    ))  # fmt: skip
+    assert (a1111["type"], a1111["cost"], a1111["max_context"]) == ("sd", 0.04, None)
+    assert a1111["settings"]["api_auth"] == "***"  # never printed
+    assert a1111["settings"]["width"] == 512  # the engine's defaults are stored
+    assert "--cost-per-image" in fails(
+        "models", "add", "--type", "sd", "--name", "x", "--engine", "placeholder",
+        "--cost-per-1k-tokens", "1",
+    )  # fmt: skip
+    assert "unknown image engine" in fails(
+        "models", "add", "--type", "sd", "--name", "x", "--engine", "llama_cpp"
+    )
+    assert "context window" in fails(
+        "models", "add", "--type", "sd", "--name", "x", "--engine", "placeholder",
+        "--max-context", "1024",
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -198,12 +223,12 @@ def test_models_add_list_disable_remove(data_dir: Path) -> None:
 )
 def test_models_add_refuses_bad_settings(data_dir: Path, args: list[str], message: str) -> None:
     assert message in fails("models", "add", "--name", "bad", *args)
-    assert len(json.loads(ok("models", "list", "--json"))) == 1
+    assert len(json.loads(ok("models", "list", "--json"))) == 2
 
 
-def test_disabled_embedded_model_stays_disabled(data_dir: Path) -> None:
-    embedded = json.loads(ok("models", "list", "--json"))[0]
-    ok("models", "disable", embedded["id"])
+def test_disabled_embedded_models_stay_disabled(data_dir: Path) -> None:
+    for model in json.loads(ok("models", "list", "--json")):
+        ok("models", "disable", model["id"])
     # Every command re-runs the start-up seeding: the operator's choice sticks.
     listed = json.loads(ok("models", "list", "--json"))
-    assert [m["enabled"] for m in listed] == [False]
+    assert [m["enabled"] for m in listed] == [False, False]

@@ -50,6 +50,21 @@ async def prepare_database(state: AppState) -> None:
         await AccountService(session).ensure_default_plans()
         if state.settings.embedded_llm:
             await ModelService(session).ensure_embedded_llm()
+        if state.settings.placeholder_images:
+            await ModelService(session).ensure_placeholder_images()
+
+
+async def start_queue(state: AppState) -> asyncio.Task[None] | None:
+    """Connect to the task queue. With memory:// this process is also the worker: it runs
+    the image jobs, first sending again those a previous run left unfinished, and sweeps
+    for abandoned ones (the task it returns)."""
+    if state.queue.in_process:
+        state.queue.handle_images(state.image_jobs.run)
+    await state.queue.start()
+    if not state.queue.in_process:
+        return None
+    await state.image_jobs.sweep(everything=True)
+    return asyncio.create_task(state.image_jobs.sweep_forever(state.settings.job_lease_seconds / 2))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -58,17 +73,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = AppState.build(settings)
-        trending: asyncio.Task[None] | None = None
+        background: list[asyncio.Task[None]] = []
         try:
             await prepare_database(state)
             app.state.personae = state
-            trending = asyncio.create_task(refresh_trending_forever(state))
+            background.append(asyncio.create_task(refresh_trending_forever(state)))
+            if sweeper := await start_queue(state):
+                background.append(sweeper)
             yield
         finally:
-            if trending is not None:
-                trending.cancel()
+            for task in background:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await trending
+                    await task
             await state.close()
 
     app = FastAPI(

@@ -39,6 +39,30 @@ class Settings(BaseSettings):
     prompt_template_file: Path | None = Field(
         default=None, description="A Jinja template for the system message."
     )
+    queue_url: str = Field(
+        default="memory://",
+        pattern=r"^(memory://|redis://|rediss://|amqp://|amqps://)",
+        description="Task queue broker: memory:// (jobs run in the server), redis:// or amqp://.",
+    )
+    queue_name: str = Field(
+        default="personae",
+        pattern=r"^[A-Za-z0-9_.-]{1,100}$",
+        description="Stream, queue and exchange name on the broker; lets installs share one.",
+    )
+    image_wait_seconds: float = Field(
+        default=60, ge=0, description="How long POST /api/v1/images waits for its image."
+    )
+    worker_concurrency: int = Field(default=1, ge=1, description="Jobs run at once per process.")
+    job_lease_seconds: float = Field(
+        default=60, gt=0, description="A running job whose worker is silent this long is retried."
+    )
+    job_requeue_seconds: float = Field(
+        default=300, gt=0, description="A job pending this long is sent to the queue again."
+    )
+    job_max_attempts: int = Field(default=3, ge=1, description="Runs before a job is failed.")
+    placeholder_images: bool = Field(
+        default=True, description="Register the placeholder image model on start if missing."
+    )
     log_level: str = "info"
     db_pool_size: int = Field(default=10, ge=1)
 

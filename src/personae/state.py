@@ -1,4 +1,5 @@
-"""What the running app holds: settings, the database, the rate limiter, file storage."""
+"""What a running process holds: settings, the database, the rate limiter, file storage,
+loaded engines, the task queue and the image jobs."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from personae.config import Settings
 from personae.conversation.prompt import PromptTemplate
 from personae.db.session import create_engine, create_sessionmaker
+from personae.engines.image.registry import ImageEngines
 from personae.engines.llm.registry import LLMEngines
+from personae.image.jobs import ImageJobs, JobEvents
 from personae.image.storage import LocalStorage
+from personae.jobs.queue import JobQueue
 from personae.ratelimit import RateLimiter
 
 
@@ -22,22 +26,40 @@ class AppState:
     limiter: RateLimiter
     storage: LocalStorage
     llm_engines: LLMEngines
+    image_engines: ImageEngines
     prompt_template: PromptTemplate
+    queue: JobQueue
+    job_events: JobEvents
+    image_jobs: ImageJobs
 
     @classmethod
     def build(cls, settings: Settings) -> AppState:
         engine = create_engine(settings)
+        sessionmaker = create_sessionmaker(engine)
+        storage = LocalStorage(settings.data_dir / "files", settings.resolved_public_url)
+        image_engines = ImageEngines()
+        queue = JobQueue(settings)
+        events = JobEvents()
+        jobs = ImageJobs(
+            settings, sessionmaker, storage, image_engines, queue.enqueue_image, events
+        )
         return cls(
             settings,
             engine,
-            create_sessionmaker(engine),
+            sessionmaker,
             RateLimiter(settings.redis_url),
-            LocalStorage(settings.data_dir / "files", settings.resolved_public_url),
+            storage,
             LLMEngines(),
+            image_engines,
             PromptTemplate.from_file(settings.prompt_template_file),
+            queue,
+            events,
+            jobs,
         )
 
     async def close(self) -> None:
+        await self.queue.stop()
         await self.llm_engines.close()
+        await self.image_engines.close()
         await self.limiter.close()
         await self.engine.dispose()

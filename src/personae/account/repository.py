@@ -9,6 +9,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
+from personae.db.upsert import affected_rows
 from personae.models import Account, ApiKey, MonthlyUsage, Plan
 
 
@@ -39,6 +40,15 @@ class AccountRepository:
     async def list(self, offset: int, limit: int) -> Sequence[Account]:
         stmt = select(Account).order_by(Account.created_at, Account.id).offset(offset).limit(limit)
         return (await self.session.scalars(stmt)).all()
+
+    async def take_balance(self, account_id: str, micros: int) -> bool:
+        """Take `micros` from the balance if it covers them, in one statement (no race)."""
+        result = await self.session.execute(
+            update(Account)
+            .where(Account.id == account_id, Account.balance_micros >= micros)
+            .values(balance_micros=Account.balance_micros - micros)
+        )
+        return affected_rows(result) == 1
 
     async def add_balance(self, account_id: str, delta_micros: int) -> None:
         await self.session.execute(

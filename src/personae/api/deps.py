@@ -16,6 +16,7 @@ from personae.conversation.chat import ChatService
 from personae.conversation.service import ConversationService
 from personae.db.base import utcnow
 from personae.errors import SubscriptionRequired, Unauthorized
+from personae.image.service import ImageService
 from personae.models import Account
 from personae.state import AppState
 
@@ -119,3 +120,10 @@ def get_chat_service(state: StateDep) -> ChatService:
 
 
 ChatServiceDep = Annotated[ChatService, Depends(get_chat_service)]
+
+
+def get_image_service(state: StateDep, session: SessionDep) -> ImageService:
+    return ImageService(session, state.queue.enqueue_image)
+
+
+ImageServiceDep = Annotated[ImageService, Depends(get_image_service)]

@@ -53,3 +53,21 @@ def serve(
         workers=workers,
         log_level=settings.log_level,
     )
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, help="Jobs at once; default PERSONAE_WORKER_CONCURRENCY.")
+    ] = None,
+) -> None:
+    """Run image jobs from the broker at PERSONAE_QUEUE_URL (redis:// or amqp://)."""
+    import asyncio
+    import logging
+
+    from personae.jobs.worker import run_worker
+
+    overrides = {"worker_concurrency": concurrency} if concurrency else {}
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(message)s")
+    asyncio.run(run_worker(settings))

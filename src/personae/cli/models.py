@@ -9,17 +9,25 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from personae.account.money import from_micros
-from personae.cli.common import console, exit_on_error, print_json, print_table, run_in_session
+from personae.cli.common import (
+    console,
+    err_console,
+    exit_on_error,
+    print_json,
+    print_table,
+    run_in_session,
+)
 from personae.errors import InvalidRequest
 from personae.model.service import ModelService, ModelType
 from personae.models import Model
 
 models = typer.Typer(help="Register and manage LLM and image models.", no_args_is_help=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+SECRETS = {"api_key", "api_auth"}
 
 
 def model_dict(model: Model) -> dict[str, Any]:
-    settings = {k: ("***" if k == "api_key" else v) for k, v in model.settings.items()}
+    settings = {k: ("***" if k in SECRETS else v) for k, v in model.settings.items()}
     return {
         "id": model.id,
         "type": model.type,
@@ -56,16 +64,32 @@ def _settings(
 @models.command("add")
 def add(
     name: Annotated[str, typer.Option(help="Shown in the models list.")],
-    engine: Annotated[str, typer.Option(help="llama_cpp (a GGUF file) or openai (a server).")],
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="llm: llama_cpp (a GGUF file) or openai (a server). "
+            "sd: diffusers (a local checkpoint), automatic1111, openai or placeholder."
+        ),
+    ],
     type: Annotated[ModelType, typer.Option("--type", help="llm or sd.")] = ModelType.LLM,
     path: Annotated[
-        str | None, typer.Option(help="llama_cpp: a .gguf file or builtin:smollm2.")
+        str | None,
+        typer.Option(
+            help="llama_cpp: a .gguf file or builtin:smollm2. "
+            "diffusers: a save_pretrained folder or a .safetensors file."
+        ),
     ] = None,
-    base_url: Annotated[str | None, typer.Option(help="openai: e.g. http://vllm:8000/v1.")] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option(help="openai: e.g. http://vllm:8000/v1. automatic1111: http://host:7860."),
+    ] = None,
     model: Annotated[str | None, typer.Option(help="openai: the server's model name.")] = None,
     api_key: Annotated[str | None, typer.Option(help="openai: the server's key, if any.")] = None,
-    max_context: Annotated[int | None, typer.Option(help="Context window in tokens.")] = None,
-    cost_per_1k_tokens: Annotated[str, typer.Option(help="Price charged per 1,000 tokens.")] = "0",
+    max_context: Annotated[int | None, typer.Option(help="llm: context window in tokens.")] = None,
+    cost_per_1k_tokens: Annotated[
+        str | None, typer.Option(help="llm: price charged per 1,000 tokens.")
+    ] = None,
+    cost_per_image: Annotated[str | None, typer.Option(help="sd: price charged per image.")] = None,
     settings: Annotated[
         str | None, typer.Option(help="More engine settings as JSON, e.g. '{\"pool_size\": 2}'.")
     ] = None,
@@ -73,10 +97,15 @@ def add(
 ) -> None:
     """Register a model; its engine settings are checked first."""
     engine_settings = exit_on_error(lambda: _settings(path, base_url, model, api_key, settings))
-    created = run_in_session(
-        lambda s: ModelService(s).register(
-            type, name, engine, engine_settings, max_context, cost_per_1k_tokens
+    wrong_cost = cost_per_image if type is ModelType.LLM else cost_per_1k_tokens
+    if wrong_cost is not None:
+        err_console.print(
+            "[red]error:[/red] --cost-per-1k-tokens is for llm, --cost-per-image for sd"
         )
+        raise typer.Exit(1)
+    cost = (cost_per_1k_tokens if type is ModelType.LLM else cost_per_image) or "0"
+    created = run_in_session(
+        lambda s: ModelService(s).register(type, name, engine, engine_settings, max_context, cost)
     )
     _show(created, as_json)
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from personae.account.repository import AccountRepository
 from personae.account.service import month_period, next_month_start
 from personae.character.repository import CharacterRepository
 from personae.character.service import CharacterService
@@ -146,7 +147,7 @@ class ChatService:
         if not await repo.reserve_chat_request(account.id, period, quota):
             raise QuotaExceeded(quota, next_month_start(now).isoformat())
         hold = cost_micros(model, prompt_tokens + options.max_tokens + HOLD_MARGIN_TOKENS)
-        if hold and not await repo.hold_balance(account.id, hold):
+        if hold and not await AccountRepository(repo.session).take_balance(account.id, hold):
             raise PaymentRequired(
                 "Insufficient account balance",
                 details={"required": hold / 1_000_000, "model": model.id},
@@ -332,7 +333,9 @@ class ChatService:
         async with self.sessionmaker.begin() as session:
             repo = ConversationRepository(session)
             if turn.hold_micros:
-                await repo.credit_balance(turn.account.id, turn.hold_micros - charged)
+                await AccountRepository(session).add_balance(
+                    turn.account.id, turn.hold_micros - charged
+                )
             conversation = None
             if turn.conversation is not None:
                 message = Message(
@@ -374,7 +377,7 @@ class ChatService:
                 repo = ConversationRepository(session)
                 await repo.release_chat_request(turn.account.id, turn.period)
                 if turn.hold_micros:
-                    await repo.credit_balance(turn.account.id, turn.hold_micros)
+                    await AccountRepository(session).add_balance(turn.account.id, turn.hold_micros)
         except Exception:  # the turn already failed; a failed refund is logged for the operator
             log.exception("could not release the reservation of a failed turn")
 

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, joinedload
 
 from personae.db.upsert import affected_rows, insert_for
-from personae.models import Account, Conversation, Message, MonthlyUsage
+from personae.models import Conversation, Message, MonthlyUsage
 from personae.pagination import PageRequest
 
 
@@ -134,20 +134,4 @@ class ConversationRepository:
                 MonthlyUsage.chat_requests > 0,
             )
             .values(chat_requests=MonthlyUsage.chat_requests - 1)
-        )
-
-    async def hold_balance(self, account_id: str, micros: int) -> bool:
-        """Take `micros` from the balance if it covers them."""
-        result = await self.session.execute(
-            update(Account)
-            .where(Account.id == account_id, Account.balance_micros >= micros)
-            .values(balance_micros=Account.balance_micros - micros)
-        )
-        return affected_rows(result) == 1
-
-    async def credit_balance(self, account_id: str, micros: int) -> None:
-        await self.session.execute(
-            update(Account)
-            .where(Account.id == account_id)
-            .values(balance_micros=Account.balance_micros + micros)
         )

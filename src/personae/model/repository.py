@@ -48,3 +48,7 @@ class ModelRepository:
             (m for m in (await self.session.scalars(stmt)).all() if m.settings.get(key) == value),
             None,
         )
+
+    async def find_by_engine(self, engine: str) -> Model | None:
+        stmt = select(Model).where(Model.engine == engine).order_by(Model.created_at).limit(1)
+        return (await self.session.scalars(stmt)).first()

@@ -12,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from personae.account.money import to_micros
 from personae.db.base import utcnow
+from personae.engines.image.registry import IMAGE_ENGINES
 from personae.engines.llm.llama_cpp import BUILTIN_PREFIX, builtin_available
-from personae.engines.llm.registry import validate_llm_settings
+from personae.engines.llm.registry import LLM_ENGINES
 from personae.errors import InvalidRequest, NotFound, ServiceUnavailable
 from personae.ids import new_id
 from personae.model.repository import ModelRepository
@@ -21,6 +22,7 @@ from personae.models import Model
 
 log = logging.getLogger("personae")
 EMBEDDED_LLM = {"name": "SmolLM2-135M-Instruct (embedded)", "path": BUILTIN_PREFIX + "smollm2"}
+PLACEHOLDER_IMAGES = "Placeholder avatars (drawn, no diffusion)"
 
 
 class ModelType(StrEnum):
@@ -67,16 +69,20 @@ class ModelService:
     ) -> Model:
         if not 1 <= len(name) <= 100:
             raise InvalidRequest("name: 1 to 100 characters")
-        if model_type is not ModelType.LLM:
-            raise InvalidRequest("type: image models arrive with the image engines")
-        config = validate_llm_settings(engine, settings)
-        stored = config.model_dump(exclude_none=True)
-        window = stored.get("n_ctx") or stored.get("context_window")
-        if max_context is not None:
-            if max_context < 256:
-                raise InvalidRequest("max_context: at least 256")
-            window = max_context
-            stored["n_ctx" if engine == "llama_cpp" else "context_window"] = max_context
+        if model_type is ModelType.LLM:
+            config = LLM_ENGINES.validate(engine, settings)
+            stored = config.model_dump(exclude_none=True)
+            window = stored.get("n_ctx") or stored.get("context_window")
+            if max_context is not None:
+                if max_context < 256:
+                    raise InvalidRequest("max_context: at least 256")
+                window = max_context
+                stored["n_ctx" if engine == "llama_cpp" else "context_window"] = max_context
+        else:
+            if max_context is not None:
+                raise InvalidRequest("max_context: only language models have a context window")
+            stored = IMAGE_ENGINES.validate(engine, settings).model_dump(exclude_none=True)
+            window = None
         micros = to_micros(cost)
         if micros < 0:
             raise InvalidRequest("cost: must not be negative")
@@ -93,6 +99,23 @@ class ModelService:
         )
         await self.repo.add(model)
         return model
+
+    async def resolve_image(self, sd_model_id: str | None) -> Model:
+        """The named enabled image model, or the default: the oldest enabled real one,
+        else the placeholder."""
+        if sd_model_id is not None:
+            model = await self.repo.get_enabled(sd_model_id, ModelType.SD)
+            if model is None:
+                raise InvalidRequest(
+                    f"sd_model_id: no enabled image model {sd_model_id!r}",
+                    details={"field": "sd_model_id"},
+                )
+            return model
+        models = await self.repo.list_enabled(ModelType.SD)
+        if not models:
+            raise ServiceUnavailable("No image model is registered (see `personae models add`)")
+        real = [m for m in models if m.engine != "placeholder"]
+        return (real or models)[0]
 
     async def get(self, model_id: str) -> Model:
         model = await self.repo.get(model_id)
@@ -120,3 +143,10 @@ class ModelService:
         await self.register(
             ModelType.LLM, EMBEDDED_LLM["name"], "llama_cpp", {"path": EMBEDDED_LLM["path"]}
         )
+
+    async def ensure_placeholder_images(self) -> None:
+        """Register the placeholder image engine once, so that a fresh install can create
+        agents (the agents API asks for an sd_model_id). A disabled row counts too."""
+        if await self.repo.find_by_engine("placeholder"):
+            return
+        await self.register(ModelType.SD, PLACEHOLDER_IMAGES, "placeholder", {})

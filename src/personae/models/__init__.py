@@ -4,6 +4,7 @@ from personae.models.account import Account
 from personae.models.api_key import ApiKey
 from personae.models.character import Character, CharacterActivity, CharacterTag, Favorite, Like
 from personae.models.conversation import Conversation, Message
+from personae.models.image import Image
 from personae.models.model import Model
 from personae.models.plan import Plan
 from personae.models.usage import MonthlyUsage
@@ -16,6 +17,7 @@ __all__ = [
     "CharacterTag",
     "Conversation",
     "Favorite",
+    "Image",
     "Like",
     "Message",
     "Model",

@@ -9,15 +9,18 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from personae.api.deps import (
     CharacterServiceDep,
     CurrentAccount,
+    ImageServiceDep,
     SessionDep,
     StateDep,
     authenticate,
 )
 from personae.api.dialect import AGENTS_PREFIX
+from personae.api.images import generate_avatar
 from personae.api.openapi import error_responses
 from personae.character.fields import Visibility
 from personae.character.service import CharacterChanges
 from personae.dialects.agents.conversations import router as conversations_router
+from personae.dialects.agents.images import router as images_router
 from personae.dialects.agents.schemas import (
     AgentCreate,
     AgentOut,
@@ -94,13 +97,29 @@ async def list_agents(
     return [agent_out(state.storage, c) for c in result.items]
 
 
-@router.post("/agents", status_code=status.HTTP_201_CREATED, summary="Create an agent")
+@router.post(
+    "/agents",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create an agent",
+    responses={402: {"description": "The balance cannot pay for the avatar"}},
+)
 async def create_agent(
-    body: AgentCreate, account: CurrentAccount, service: CharacterServiceDep, state: StateDep
+    body: AgentCreate,
+    account: CurrentAccount,
+    service: CharacterServiceDep,
+    images: ImageServiceDep,
+    session: SessionDep,
+    state: StateDep,
 ) -> AgentOut:
+    """With `sd_model_id`, the avatar is generated from the appearance prompt (age
+    included) and the answer waits for it up to `PERSONAE_IMAGE_WAIT_SECONDS`; if it takes
+    longer, `avatar_url` is null and appears on the agent once the image is done."""
     changes = _changes(body)
     visibility = changes.pop("visibility", body.visibility)
-    return agent_out(state.storage, await service.create(account, changes, visibility))
+    agent = await service.create(account, changes, visibility)
+    if body.sd_model_id is not None:
+        await generate_avatar(state, session, images, account, agent, body.sd_model_id)
+    return agent_out(state.storage, agent)
 
 
 @router.get("/agents/{agent_id}", summary="One agent")
@@ -132,3 +151,4 @@ async def delete_agent(
 
 
 router.include_router(conversations_router)
+router.include_router(images_router)

@@ -26,6 +26,8 @@ from personae.conversation.fields import (
     SystemPrompt,
     Title,
 )
+from personae.engines.image.base import MAX_SIDE, MIN_SIDE
+from personae.image.service import MAX_SEED
 from personae.models import Model
 
 
@@ -40,6 +42,9 @@ class ModelOut(BaseModel):
     max_context: int | None = None
     cost_per_1k_tokens: float | None = Field(default=None, description="LLM models only.")
     cost_per_image: float | None = Field(default=None, description="Image (sd) models only.")
+    placeholder: bool | None = Field(
+        default=None, description="Image models only: true if it draws placeholders, no diffusion."
+    )
 
     @classmethod
     def of(cls, model: Model) -> ModelOut:
@@ -52,7 +57,13 @@ class ModelOut(BaseModel):
                 max_context=model.max_context,
                 cost_per_1k_tokens=cost,
             )
-        return cls(id=model.id, name=model.name, type=model.type, cost_per_image=cost)
+        return cls(
+            id=model.id,
+            name=model.name,
+            type=model.type,
+            cost_per_image=cost,
+            placeholder=model.engine == "placeholder",
+        )
 
 
 class AgentCreate(BaseModel):
@@ -150,3 +161,58 @@ class MessageOut(BaseModel):
     thought_process: dict[str, Any] | None = Field(
         default=None, exclude_if=lambda v: v is None, description="Only with `verbose`."
     )
+
+
+class ImageCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    prompt: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+    sd_model_id: str | None = Field(
+        default=None, max_length=40, description="Default: the default image model."
+    )
+    conversation_id: str | None = Field(
+        default=None, max_length=40, description="Post the image in this conversation."
+    )
+    async_: bool = Field(
+        default=False,
+        alias="async",
+        description="Answer at once (202, status pending); fetch the image later by its id.",
+    )
+    negative_prompt: str | None = Field(default=None, max_length=2000)
+    width: int | None = Field(default=None, ge=MIN_SIDE, le=MAX_SIDE, multiple_of=8)
+    height: int | None = Field(default=None, ge=MIN_SIDE, le=MAX_SIDE, multiple_of=8)
+    steps: int | None = Field(default=None, ge=1, le=150)
+    guidance: float | None = Field(default=None, ge=0, le=30)
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+
+
+ImageState = Literal["pending", "running", "completed", "failed"]
+
+
+class ImageOut(BaseModel):
+    id: str
+    prompt: str
+    url: str | None = Field(description="null until the image is completed.")
+    status: ImageState
+    error: str | None = Field(description="Why the image failed, when it did.")
+    sd_model_id: str
+    conversation_id: str | None
+    message_id: str | None = Field(description="The conversation message that shows it.")
+    width: int
+    height: int
+    seed: int
+    created_at: Timestamp
+    completed_at: Timestamp | None
+
+
+class ImagePagination(BaseModel):
+    total_items: int
+    current_page: int
+    page_size: int
+    total_pages: int
+    next_page: int | None
+    prev_page: int | None
+
+
+class ImagePage(BaseModel):
+    data: list[ImageOut]
+    pagination: ImagePagination

@@ -1,0 +1,294 @@
+"""Running image jobs, wherever the queue delivers them (the server with memory://, or
+`personae worker`), and recovering the ones a dead worker left behind.
+
+The `images` row is the job. A run first *claims* it (pending, or running with a lapsed
+lease, and attempts left) in one UPDATE, so a message delivered twice runs the job once.
+While it runs, the worker renews the lease; `sweep()` sends a job whose lease lapsed (its
+worker died) or that waited too long in the queue (its message was lost) to the queue
+again, and fails it for good after `job_max_attempts` runs. A failed job gives its price
+back to the balance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from personae.account.repository import AccountRepository
+from personae.config import Settings
+from personae.conversation.repository import ConversationRepository
+from personae.db.base import utcnow
+from personae.db.hooks import after_commit
+from personae.db.upsert import affected_rows
+from personae.engines.image.base import ImageParams
+from personae.engines.image.registry import ImageEngines
+from personae.errors import EngineFailed, PersonaeError
+from personae.ids import new_id
+from personae.image.processing import sanitize_image
+from personae.image.storage import Storage, new_key
+from personae.models import Character, Image, Message, Model
+
+log = logging.getLogger("personae")
+
+# What a generated file may weigh once re-encoded; far above a 2048² PNG.
+MAX_GENERATED_BYTES = 64 * 1024 * 1024
+
+
+class ImageStatus:
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    FINISHED = (COMPLETED, FAILED)
+
+
+class JobEvents:
+    """Wakes requests waiting in this process for a job that finished in this process.
+    Requests waiting on a job run elsewhere fall back to polling the row."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, asyncio.Event] = {}
+
+    def event(self, image_id: str) -> asyncio.Event:
+        return self._events.setdefault(image_id, asyncio.Event())
+
+    def forget(self, image_id: str) -> None:
+        self._events.pop(image_id, None)
+
+    def finished(self, image_id: str) -> None:
+        if event := self._events.get(image_id):
+            event.set()
+
+
+class ImageJobs:
+    def __init__(
+        self,
+        settings: Settings,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        storage: Storage,
+        engines: ImageEngines,
+        enqueue: Callable[[str], Awaitable[None]],
+        events: JobEvents,
+    ) -> None:
+        self.settings = settings
+        self.sessionmaker = sessionmaker
+        self.storage = storage
+        self.engines = engines
+        self.enqueue = enqueue
+        self.events = events
+        self.lease = timedelta(seconds=settings.job_lease_seconds)
+
+    # running
+    async def run(self, image_id: str) -> None:
+        attempt = await self._claim(image_id)
+        if attempt is None:
+            return  # finished, running elsewhere, or unknown: a duplicate message
+        heartbeat = asyncio.create_task(self._heartbeat(image_id, attempt))
+        try:
+            key = await self._generate(image_id)
+            await self._complete(image_id, attempt, key)
+        except asyncio.CancelledError:
+            await self._release(image_id, attempt)  # a stopping process hands the job back
+            raise
+        except PersonaeError as exc:
+            await self._fail(image_id, attempt, exc.message)
+        except Exception:
+            log.exception("image job %s failed", image_id)
+            await self._fail(image_id, attempt, "Internal error while generating the image")
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+            self.events.finished(image_id)
+
+    async def _claim(self, image_id: str) -> int | None:
+        now = utcnow()
+        async with self.sessionmaker.begin() as session:
+            attempt = await session.scalar(
+                update(Image)
+                .where(
+                    Image.id == image_id,
+                    Image.attempts < self.settings.job_max_attempts,
+                    or_(
+                        Image.status == ImageStatus.PENDING,
+                        (Image.status == ImageStatus.RUNNING) & (Image.lease_until < now),
+                    ),
+                )
+                .values(
+                    status=ImageStatus.RUNNING,
+                    attempts=Image.attempts + 1,
+                    lease_until=now + self.lease,
+                )
+                .returning(Image.attempts)
+            )
+        return attempt
+
+    async def _release(self, image_id: str, attempt: int) -> None:
+        async with self.sessionmaker.begin() as session:
+            await session.execute(
+                update(Image)
+                .where(
+                    Image.id == image_id,
+                    Image.attempts == attempt,
+                    Image.status == ImageStatus.RUNNING,
+                )
+                .values(
+                    status=ImageStatus.PENDING,
+                    attempts=Image.attempts - 1,
+                    lease_until=None,
+                    enqueued_at=utcnow(),
+                )
+            )
+
+    async def _heartbeat(self, image_id: str, attempt: int) -> None:
+        while True:
+            await asyncio.sleep(self.lease.total_seconds() / 3)
+            async with self.sessionmaker.begin() as session:
+                await session.execute(
+                    update(Image)
+                    .where(Image.id == image_id, Image.attempts == attempt)
+                    .values(lease_until=utcnow() + self.lease)
+                )
+
+    async def _generate(self, image_id: str) -> str:
+        async with self.sessionmaker() as session:
+            image = await session.get_one(Image, image_id)
+            model = await session.get(Model, image.model_id)
+            params = ImageParams(
+                prompt=image.prompt,
+                negative_prompt=image.negative_prompt,
+                width=image.width,
+                height=image.height,
+                steps=image.steps,
+                guidance=image.guidance,
+                seed=image.seed,
+            )
+            folder = "avatars" if image.purpose == "avatar" else "images"
+        if model is None:
+            raise EngineFailed("The image model was removed before the job ran")
+        engine = await self.engines.get(model)
+        data = await engine.generate(params)
+        # An engine's output is untrusted like an upload: checked, capped and re-encoded.
+        clean = await asyncio.to_thread(sanitize_image, data, MAX_GENERATED_BYTES, "generated")
+        key = new_key(folder, image_id, clean.ext)
+        await self.storage.save(key, clean.data)
+        return key
+
+    async def _complete(self, image_id: str, attempt: int, key: str) -> None:
+        now = utcnow()
+        async with self.sessionmaker.begin() as session:
+            done = await session.execute(
+                update(Image)
+                .where(
+                    Image.id == image_id,
+                    Image.attempts == attempt,
+                    Image.status == ImageStatus.RUNNING,
+                )
+                .values(
+                    status=ImageStatus.COMPLETED,
+                    image_key=key,
+                    completed_at=now,
+                    lease_until=None,
+                )
+            )
+            if affected_rows(done) != 1:  # our lease lapsed and another run took over
+                after_commit(session, lambda: self.storage.delete(key))
+                return
+            image = await session.get_one(Image, image_id)
+            if image.conversation_id is not None:
+                await self._post_in_conversation(session, image, key, now)
+            if image.purpose == "avatar" and image.character_id is not None:
+                await self._set_avatar(session, image.character_id, key)
+
+    async def _post_in_conversation(
+        self, session: AsyncSession, image: Image, key: str, now: datetime
+    ) -> None:
+        message = Message(id=new_id("msg"), role="agent", content="", image_key=key, created_at=now)
+        try:
+            await ConversationRepository(session).append(image.conversation_id or "", message, now)
+        except LookupError:
+            return  # the conversation was deleted while the image was made
+        image.message_id = message.id
+
+    async def _set_avatar(self, session: AsyncSession, character_id: str, key: str) -> None:
+        old = await session.scalar(select(Character.image_key).where(Character.id == character_id))
+        await session.execute(
+            update(Character).where(Character.id == character_id).values(image_key=key)
+        )
+        if old and old != key:
+            after_commit(session, lambda: self.storage.delete(old))
+
+    async def _fail(self, image_id: str, attempt: int | None, reason: str) -> None:
+        """Mark the job failed and give its price back, once (the status guard)."""
+        async with self.sessionmaker.begin() as session:
+            conditions = [Image.id == image_id, Image.status.not_in(ImageStatus.FINISHED)]
+            if attempt is not None:
+                conditions.append(Image.attempts == attempt)
+            failed = await session.execute(
+                update(Image)
+                .where(*conditions)
+                .values(
+                    status=ImageStatus.FAILED, error=reason, completed_at=utcnow(), lease_until=None
+                )
+                .returning(Image.account_id, Image.cost_micros)
+            )
+            row = failed.first()
+            if row is not None and row.cost_micros:
+                await AccountRepository(session).add_balance(row.account_id, row.cost_micros)
+        self.events.finished(image_id)
+
+    # recovering
+    async def sweep(self, *, everything: bool = False) -> int:
+        """Send abandoned jobs to the queue again; fail those out of attempts. With
+        `everything`, every unfinished job is sent (the in-process queue after a restart:
+        nothing of it survived). Returns how many were sent."""
+        now = utcnow()
+        stale_pending = now - timedelta(seconds=self.settings.job_requeue_seconds)
+        lapsed = (Image.status == ImageStatus.RUNNING) & (Image.lease_until < now)
+        waiting = Image.status == ImageStatus.PENDING
+        if not everything:
+            waiting = waiting & (Image.enqueued_at < stale_pending)
+        async with self.sessionmaker.begin() as session:
+            rows = (
+                await session.execute(
+                    select(Image.id, Image.attempts, Image.status)
+                    .where(or_(lapsed, waiting))
+                    .order_by(Image.enqueued_at)
+                    .limit(1000)
+                )
+            ).all()
+            to_send = [
+                r.id
+                for r in rows
+                if r.status == ImageStatus.PENDING or r.attempts < self.settings.job_max_attempts
+            ]
+            if to_send:
+                await session.execute(
+                    update(Image).where(Image.id.in_(to_send)).values(enqueued_at=now)
+                )
+        for row in rows:
+            if row.id not in to_send:
+                await self._fail(
+                    row.id,
+                    row.attempts,
+                    f"The worker stopped during each of {row.attempts} attempts",
+                )
+        for image_id in to_send:
+            await self.enqueue(image_id)
+        if to_send:
+            log.info("sent %d abandoned image jobs to the queue again", len(to_send))
+        return len(to_send)
+
+    async def sweep_forever(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.sweep()
+            except Exception:  # a database hiccup must not end recovery for good
+                log.exception("could not sweep image jobs")

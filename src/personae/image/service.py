@@ -1,0 +1,153 @@
+"""Asking for images and reading them back. The request side of image jobs: it checks the
+request, charges the price, writes the job's row and, once that commits, queues it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from personae.account.repository import AccountRepository
+from personae.conversation.repository import ConversationRepository
+from personae.conversation.service import owned_conversation
+from personae.db.base import utcnow
+from personae.db.hooks import after_commit
+from personae.engines.image.base import ImageDefaults
+from personae.engines.image.registry import IMAGE_ENGINES
+from personae.errors import NotFound, PaymentRequired
+from personae.ids import new_id
+from personae.image.jobs import ImageStatus, JobEvents
+from personae.model.service import ModelService
+from personae.models import Account, Image
+from personae.pagination import Page, PageRequest
+
+MAX_SEED = 2**31 - 1
+POLL_SECONDS = 0.5  # how often a waiting request rereads a job that runs in another process
+
+
+@dataclass(frozen=True)
+class ImageOrder:
+    """What to draw. Unset sizes, steps and guidance take the model's defaults."""
+
+    prompt: str
+    sd_model_id: str | None = None
+    conversation_id: str | None = None
+    negative_prompt: str | None = None
+    width: int | None = None
+    height: int | None = None
+    steps: int | None = None
+    guidance: float | None = None
+    seed: int | None = None
+
+
+class ImageService:
+    def __init__(
+        self,
+        session: AsyncSession,
+        enqueue: Callable[[str], Awaitable[None]],
+    ) -> None:
+        self.session = session
+        self.enqueue = enqueue
+
+    async def order(
+        self,
+        account: Account,
+        order: ImageOrder,
+        *,
+        purpose: str = "image",
+        character_id: str | None = None,
+    ) -> Image:
+        """Check, charge and record a job; it is queued when the caller's transaction
+        commits (never for one that rolls back). 402 if the balance cannot pay for it."""
+        model = await ModelService(self.session).resolve_image(order.sd_model_id)
+        if order.conversation_id is not None:
+            await owned_conversation(
+                ConversationRepository(self.session), account, order.conversation_id
+            )
+        defaults = IMAGE_ENGINES.validate(model.engine, model.settings)
+        assert isinstance(defaults, ImageDefaults)
+        if model.cost_micros and not await AccountRepository(self.session).take_balance(
+            account.id, model.cost_micros
+        ):
+            raise PaymentRequired(
+                "Insufficient account balance",
+                details={"required": model.cost_micros / 1_000_000, "model": model.id},
+            )
+        now = utcnow()
+        image = Image(
+            id=new_id("img"),
+            account_id=account.id,
+            model_id=model.id,
+            purpose=purpose,
+            prompt=order.prompt,
+            negative_prompt=order.negative_prompt
+            if order.negative_prompt is not None
+            else defaults.negative_prompt,
+            width=order.width or defaults.width,
+            height=order.height or defaults.height,
+            steps=order.steps or defaults.steps,
+            guidance=order.guidance if order.guidance is not None else defaults.guidance,
+            seed=order.seed if order.seed is not None else secrets.randbelow(MAX_SEED + 1),
+            conversation_id=order.conversation_id,
+            character_id=character_id,
+            cost_micros=model.cost_micros,
+            status=ImageStatus.PENDING,
+            attempts=0,
+            enqueued_at=now,
+            created_at=now,
+        )
+        self.session.add(image)
+        await self.session.flush()
+        image_id = image.id
+        after_commit(self.session, lambda: self.enqueue(image_id))
+        return image
+
+    async def get(self, account: Account, image_id: str) -> Image:
+        image = await self.session.get(Image, image_id)
+        if image is None or image.account_id != account.id:
+            raise NotFound(f"No image {image_id!r}", details={"id": image_id})
+        return image
+
+    async def list(self, account: Account, page: PageRequest) -> Page[Image]:
+        total = await self.session.scalar(
+            select(func.count()).select_from(Image).where(Image.account_id == account.id)
+        )
+        rows = (
+            await self.session.scalars(
+                select(Image)
+                .where(Image.account_id == account.id)
+                .order_by(Image.created_at.desc(), Image.id.desc())
+                .offset(page.offset)
+                .limit(page.size)
+            )
+        ).all()
+        return Page(rows, total or 0, page)
+
+
+async def wait_for_image(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    events: JobEvents,
+    image_id: str,
+    timeout: float,
+) -> Image:
+    """The job's row once it finished, or as it stands after `timeout` seconds. Woken at
+    once by a job finishing in this process; otherwise the row is reread every half second."""
+    deadline = time.monotonic() + timeout
+    event = events.event(image_id)
+    try:
+        while True:
+            async with sessionmaker() as session:
+                image = await session.get_one(Image, image_id)
+            remaining = deadline - time.monotonic()
+            if image.status in ImageStatus.FINISHED or remaining <= 0:
+                return image
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), min(POLL_SECONDS, remaining))
+    finally:
+        events.forget(image_id)

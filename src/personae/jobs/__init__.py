@@ -1,0 +1,1 @@
+"""Work that runs outside the request: the task queue and what runs on it."""
