@@ -33,6 +33,7 @@ PG_SERVER = os.environ.get(
     "PERSONAE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
 REDIS_URL = os.environ.get("PERSONAE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+AMQP_URL = os.environ.get("PERSONAE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
@@ -137,3 +138,10 @@ def redis_url() -> str:
     if REDIS_URL == "off":
         pytest.skip("Redis tests disabled (PERSONAE_TEST_REDIS_URL=off)")
     return REDIS_URL
+
+
+@pytest.fixture
+def amqp_url() -> str:
+    if AMQP_URL == "off":
+        pytest.skip("RabbitMQ tests disabled (PERSONAE_TEST_AMQP_URL=off)")
+    return AMQP_URL

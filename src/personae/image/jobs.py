@@ -142,7 +142,8 @@ class ImageJobs:
                     status=ImageStatus.PENDING,
                     attempts=Image.attempts - 1,
                     lease_until=None,
-                    enqueued_at=utcnow(),
+                    # Back-dated, so that the next sweep of any live worker sends it again.
+                    enqueued_at=utcnow() - timedelta(seconds=self.settings.job_requeue_seconds),
                 )
             )
 

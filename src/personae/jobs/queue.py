@@ -76,7 +76,9 @@ class JobQueue:
 
         self.broker.register_task(generate_image, task_name=GENERATE_IMAGE)
 
-    async def start(self) -> None:
+    async def start(self, *, consume: bool = False) -> None:
+        """Connect; with `consume`, also open what a worker reads from (`personae worker`)."""
+        self.broker.is_worker_process = consume
         await self.broker.startup()
 
     async def stop(self) -> None:

@@ -32,7 +32,7 @@ async def run_worker(settings: Settings) -> None:
     try:
         await migrate.upgrade(settings)
         state.queue.handle_images(state.image_jobs.run)
-        await state.queue.start()
+        await state.queue.start(consume=True)
         await state.image_jobs.sweep()
         tasks.append(
             asyncio.create_task(state.image_jobs.sweep_forever(settings.job_lease_seconds / 2))

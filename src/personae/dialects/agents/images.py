@@ -25,6 +25,7 @@ def image_out(storage: Storage, image: Image) -> ImageOut:
         url=storage.url_for(image.image_key),
         status=image.status,
         error=image.error,
+        attempts=image.attempts,
         sd_model_id=image.model_id,
         conversation_id=image.conversation_id,
         message_id=image.message_id,

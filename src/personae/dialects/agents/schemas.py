@@ -194,6 +194,7 @@ class ImageOut(BaseModel):
     url: str | None = Field(description="null until the image is completed.")
     status: ImageState
     error: str | None = Field(description="Why the image failed, when it did.")
+    attempts: int = Field(description="Runs so far; a job is retried if its worker dies.")
     sd_model_id: str
     conversation_id: str | None
     message_id: str | None = Field(description="The conversation message that shows it.")

@@ -92,9 +92,7 @@ class DiffusersEngine(ImageEngine):
             if cfg.config is None:
                 raise ValueError("a single-file checkpoint needs `config` (a folder of configs)")
             cls = StableDiffusionXLPipeline if cfg.pipeline == "sdxl" else StableDiffusionPipeline
-            pipe = cls.from_single_file(
-                path, config=cfg.config, dtype=dtype, local_files_only=True
-            )
+            pipe = cls.from_single_file(path, config=cfg.config, dtype=dtype, local_files_only=True)
         if getattr(pipe, "safety_checker", None) is not None:
             pipe.safety_checker = None  # operators moderate; the checker needs extra weights
         pipe.set_progress_bar_config(disable=True)
