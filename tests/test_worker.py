@@ -62,12 +62,14 @@ class Workers:
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "personae", "worker"],
-            env=worker_env(self.settings),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        log = self.settings.data_dir / f"worker-{len(self.procs)}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "personae", "worker"],
+                env=worker_env(self.settings),
+                stdout=subprocess.DEVNULL,
+                stderr=out,
+            )
         self.procs.append(proc)
         return proc
 
@@ -137,6 +139,12 @@ async def wait_status(
             await asyncio.sleep(0.1)
 
 
+async def engine_has_seen(server: ImageServer, requests: int) -> None:
+    async with asyncio.timeout(10):
+        while len(server.requests) < requests:
+            await asyncio.sleep(0.02)
+
+
 async def test_a_job_survives_its_workers(
     tmp_path: Path, redis_url: str, a1111: ImageServer
 ) -> None:
@@ -154,12 +162,14 @@ async def test_a_job_survives_its_workers(
 
             first = workers.start()
             await wait_status(client, creds, image_id, "running", 1)
+            await engine_has_seen(a1111, 1)
             first.send_signal(signal.SIGTERM)  # a stopping worker hands the job back
             assert first.wait(timeout=20) == 0
             await wait_status(client, creds, image_id, "pending", 0)
 
             second = workers.start()
             await wait_status(client, creds, image_id, "running", 1)
+            await engine_has_seen(a1111, 2)  # killed mid-generation, not before it
             second.kill()  # a dead worker hands nothing back: its lease lapses
             second.wait(timeout=20)
 
@@ -181,14 +191,32 @@ async def test_a_restarted_server_finishes_its_jobs(tmp_path: Path, a1111: Image
         model = await add_sd_model(app, "automatic1111", a1111_settings(a1111))
         creds = await create_account(app, "premium")
         body = {"prompt": "interrupted", "sd_model_id": model, "async": True}
-        image_id = (await client.post("/api/v1/images", json=body, headers=bearer(creds))).json()[
-            "id"
-        ]
+        accepted = await client.post("/api/v1/images", json=body, headers=bearer(creds))
+        image_id = accepted.json()["id"]
         await wait_status(client, creds, image_id, "running", 1)
+        await engine_has_seen(a1111, 1)
     async with running(settings) as (app, client):
         done = await poll(client, creds, image_id, "completed")
         assert done["attempts"] == 1
         assert len(a1111.requests) == 2
+
+
+async def test_jobs_run_worker_concurrency_at_a_time(tmp_path: Path, a1111: ImageServer) -> None:
+    settings = broker_settings(tmp_path, "memory://")
+    a1111.script.hang_first, a1111.script.hang_seconds = 3, 0.5
+    async with running(settings) as (app, client):
+        model = await add_sd_model(app, "automatic1111", a1111_settings(a1111))
+        creds = await create_account(app, "premium")
+        body = {"prompt": "queued", "sd_model_id": model, "async": True}
+        ids = [
+            (await client.post("/api/v1/images", json=body, headers=bearer(creds))).json()["id"]
+            for _ in range(3)
+        ]
+        await wait_status(client, creds, ids[0], "running", 1)
+        listed = (await client.get("/api/v1/images", headers=bearer(creds))).json()["data"]
+        assert sorted(i["status"] for i in listed) == ["pending", "pending", "running"]
+        for image_id in ids:
+            await wait_status(client, creds, image_id, "completed", 1)
 
 
 async def test_a_job_out_of_attempts_fails_and_is_refunded(

@@ -83,9 +83,16 @@ class ImageJobs:
         self.enqueue = enqueue
         self.events = events
         self.lease = timedelta(seconds=settings.job_lease_seconds)
+        # Jobs run at once in this process. The job claims its row only once it has a slot,
+        # so a job waiting here stays pending (and its lease does not tick).
+        self._slots = asyncio.Semaphore(settings.worker_concurrency)
 
     # running
     async def run(self, image_id: str) -> None:
+        async with self._slots:
+            await self._run(image_id)
+
+    async def _run(self, image_id: str) -> None:
         attempt = await self._claim(image_id)
         if attempt is None:
             return  # finished, running elsewhere, or unknown: a duplicate message
