@@ -71,6 +71,10 @@ class JobQueue:
             self._running.add(task)
             try:
                 await run(image_id)
+            except asyncio.CancelledError:
+                # Stopping: the job handed its row back and a sweep sends it again, so the
+                # message is done with (acknowledged) rather than logged as a failure.
+                return
             finally:
                 self._running.discard(task)
 
