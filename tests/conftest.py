@@ -27,6 +27,7 @@ from personae.account.service import AccountService, Credentials
 from personae.app import create_app
 from personae.config import Settings
 from personae.db.base import Base
+from personae.db.session import create_engine
 from personae.state import AppState
 
 PG_SERVER = os.environ.get(
@@ -80,20 +81,29 @@ def settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Se
     )
 
 
-async def _truncate(state: AppState) -> None:
-    if state.engine.dialect.name != "postgresql":
+async def _truncate(settings: Settings) -> None:
+    """Empty every table, once the app has stopped (its jobs too: a delivery still running
+    would hold locks that TRUNCATE waits for)."""
+    if not settings.resolved_database_url.startswith("postgresql"):
         return  # SQLite databases live in tmp_path and die with the test
+    engine = create_engine(settings)
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-    async with state.engine.begin() as conn:
-        await conn.execute(text(f"TRUNCATE {tables} CASCADE"))
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(f"TRUNCATE {tables} CASCADE"))
+    finally:
+        await engine.dispose()
 
 
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
-    async with LifespanManager(application):
-        yield application
-        await _truncate(application.state.personae)
+    try:
+        # Shutdown waits for jobs being cancelled to wind down; give it room on a busy CI.
+        async with LifespanManager(application, shutdown_timeout=60):
+            yield application
+    finally:
+        await _truncate(settings)
 
 
 def make_client(application: FastAPI) -> httpx.AsyncClient:

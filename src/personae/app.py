@@ -54,17 +54,21 @@ async def prepare_database(state: AppState) -> None:
             await ModelService(session).ensure_placeholder_images()
 
 
-async def start_queue(state: AppState) -> asyncio.Task[None] | None:
-    """Connect to the task queue. With memory:// this process is also the worker: it runs
-    the image jobs, first sending again those a previous run left unfinished, and sweeps
-    for abandoned ones (the task it returns)."""
-    if state.queue.in_process:
-        state.queue.handle_images(state.image_jobs.run)
-    await state.queue.start()
-    if not state.queue.in_process:
-        return None
-    await state.image_jobs.sweep(everything=True)
-    return asyncio.create_task(state.image_jobs.sweep_forever(state.settings.job_lease_seconds / 2))
+async def start_queue(state: AppState, *, consume: bool) -> list[asyncio.Task[None]]:
+    """Connect to the task queue. A process that runs jobs (the server with memory://,
+    `personae worker` otherwise) registers them, sends again what was left unfinished, and
+    keeps two loops going: the image sweeper and the webhook relay (the tasks returned)."""
+    runs_jobs = consume or state.queue.in_process
+    if runs_jobs:
+        state.queue.handle(state.image_jobs.run, state.webhook_deliveries.run)
+    await state.queue.start(consume=consume)
+    if not runs_jobs:
+        return []
+    await state.image_jobs.sweep(everything=state.queue.in_process)
+    return [
+        asyncio.create_task(state.image_jobs.sweep_forever(state.settings.job_lease_seconds / 2)),
+        asyncio.create_task(state.webhook_deliveries.relay_forever()),
+    ]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -78,8 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await prepare_database(state)
             app.state.personae = state
             background.append(asyncio.create_task(refresh_trending_forever(state)))
-            if sweeper := await start_queue(state):
-                background.append(sweeper)
+            background += await start_queue(state, consume=False)
             yield
         finally:
             for task in background:

@@ -63,6 +63,30 @@ class Settings(BaseSettings):
     placeholder_images: bool = Field(
         default=True, description="Register the placeholder image model on start if missing."
     )
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Allow webhook URLs that resolve to private, loopback or link-local addresses.",
+    )
+    webhook_timeout_seconds: float = Field(default=10, gt=0, description="Per delivery attempt.")
+    webhook_retry_schedule: str = Field(
+        default="5,300,1800,7200,18000,36000,36000",
+        pattern=r"^\d+(\.\d+)?(,\d+(\.\d+)?)*$",
+        description="Seconds before each retry (each +-20% jitter); its length + 1 attempts.",
+    )
+    webhook_disable_after_seconds: float = Field(
+        default=5 * 86400, gt=0, description="A webhook failing this long is disabled."
+    )
+    webhook_concurrency: int = Field(default=16, ge=1, description="Deliveries at once.")
+    webhook_endpoint_concurrency: int = Field(
+        default=4, ge=1, description="Deliveries at once to one webhook."
+    )
+    webhook_relay_seconds: float = Field(
+        default=1, gt=0, description="How often due deliveries are sent to the queue."
+    )
+    webhook_max_response_bytes: int = Field(default=64 * 1024, ge=0)
+    webhook_secret_overlap_seconds: float = Field(
+        default=86400, ge=0, description="How long a rotated-out secret still signs."
+    )
     log_level: str = "info"
     db_pool_size: int = Field(default=10, ge=1)
 
@@ -70,6 +94,10 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
+
+    @property
+    def retry_delays(self) -> list[float]:
+        return [float(v) for v in self.webhook_retry_schedule.split(",")]
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -1,5 +1,5 @@
 """What a running process holds: settings, the database, the rate limiter, file storage,
-loaded engines, the task queue and the image jobs."""
+loaded engines, the task queue, image jobs and webhook deliveries."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from personae.image.jobs import ImageJobs, JobEvents
 from personae.image.storage import LocalStorage
 from personae.jobs.queue import JobQueue
 from personae.ratelimit import RateLimiter
+from personae.webhook.delivery import WebhookDeliveries
 
 
 @dataclass
@@ -31,6 +32,7 @@ class AppState:
     queue: JobQueue
     job_events: JobEvents
     image_jobs: ImageJobs
+    webhook_deliveries: WebhookDeliveries
 
     @classmethod
     def build(cls, settings: Settings) -> AppState:
@@ -55,11 +57,13 @@ class AppState:
             queue,
             events,
             jobs,
+            WebhookDeliveries(settings, sessionmaker, queue.enqueue_delivery),
         )
 
     async def close(self) -> None:
         await self.queue.stop()
         await self.llm_engines.close()
         await self.image_engines.close()
+        await self.webhook_deliveries.close()
         await self.limiter.close()
         await self.engine.dispose()

@@ -21,6 +21,8 @@ from personae.image.storage import Storage, new_key
 from personae.model.repository import ModelRepository
 from personae.models import Account, Character, Favorite
 from personae.pagination import Page, PageRequest
+from personae.webhook import payloads
+from personae.webhook.events import emit
 
 TRENDING_DAYS = 7
 
@@ -110,6 +112,7 @@ class CharacterService:
         await self._apply(character, changes, image)
         character.owner = owner
         await self.repo.add(character)
+        await self._emit(character, "character.created")
         return character
 
     async def update(
@@ -126,7 +129,16 @@ class CharacterService:
         await self.repo.save(character, tags_changed="tags" in changes)
         if image is not None and old_image:
             self._delete_file_after_commit(old_image)
+        await self._emit(character, "character.updated")
         return character
+
+    async def _emit(self, character: Character, event_type: str) -> None:
+        await emit(
+            self.repo.session,
+            character.owner_id,
+            event_type,
+            payloads.character(self.storage, character),
+        )
 
     async def delete(self, account: Account, character_id: str) -> None:
         character = await self.get_own(account, character_id)

@@ -25,6 +25,7 @@ from personae.account.repository import AccountRepository
 from personae.account.service import month_period, next_month_start
 from personae.character.repository import CharacterRepository
 from personae.character.service import CharacterService
+from personae.conversation.fields import TurnOptions
 from personae.conversation.prompt import STOP_SEQUENCES, FittedHistory, PromptTemplate, fit_history
 from personae.conversation.repository import ConversationRepository
 from personae.conversation.service import owned_conversation
@@ -33,21 +34,18 @@ from personae.engines.llm.base import ChatMessage, Delta, Finish, GenerationPara
 from personae.engines.llm.registry import LLMEngines
 from personae.errors import InvalidRequest, PaymentRequired, QuotaExceeded
 from personae.ids import new_id
+from personae.image.storage import Storage
 from personae.model.service import ModelService
 from personae.models import Account, Character, Conversation, Message, Model
+from personae.webhook import payloads
+from personae.webhook.events import emit
+from personae.webhook.payloads import emit_message_posted
 
 log = logging.getLogger("personae")
 # Held above the estimate, for what a chat template adds that we cannot count (a default
 # system prompt, say). A turn is charged its real tokens, never more than was held.
 HOLD_MARGIN_TOKENS = 64
 _background: set[asyncio.Task[None]] = set()
-
-
-@dataclass(frozen=True)
-class TurnOptions:
-    max_tokens: int
-    temperature: float = 0.7
-    verbose: bool = False
 
 
 @dataclass
@@ -121,10 +119,12 @@ class ChatService:
         sessionmaker: async_sessionmaker[AsyncSession],
         engines: LLMEngines,
         template: PromptTemplate,
+        storage: Storage,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.engines = engines
         self.template = template
+        self.storage = storage
 
     # preparing turns
     async def _model(
@@ -256,6 +256,8 @@ class ChatService:
                 await repo.add(conversation)
                 await CharacterRepository(session).increment_chat_count(new_with.id)
                 conversation = await self._owned(session, account, conversation.id)
+                await emit(session, account.id, "conversation.created",
+                           payloads.conversation(self.storage, conversation, None))  # fmt: skip
             else:
                 conversation = await self._owned(session, account, conversation_id)
             system = self.template.system_message(
@@ -265,6 +267,8 @@ class ChatService:
             period, hold = await self._reserve(repo, account, model, fitted.prompt_tokens, options)
             user_message = Message(id=new_id("msg"), role="user", content=content, created_at=now)
             await repo.append(conversation.id, user_message, now)
+            await emit(session, account.id, "message.created",
+                       payloads.message(self.storage, conversation, user_message))  # fmt: skip
             if conversation.character_id:
                 await CharacterRepository(session).add_activity(
                     conversation.character_id, now.date(), 1
@@ -347,6 +351,8 @@ class ChatService:
                 )
                 await repo.append(turn.conversation.id, message, now)
                 conversation = await repo.get_owned(turn.account.id, turn.conversation.id)
+                assert conversation is not None
+                await emit_message_posted(session, self.storage, conversation, message)
         thought = None
         if turn.options.verbose:
             thought = {

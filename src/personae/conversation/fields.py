@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints
-
-from personae.conversation.chat import TurnOptions
 
 MAX_MESSAGE = 10_000
 MAX_TITLE = 200
@@ -20,6 +19,15 @@ Title = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_T
 SystemPrompt = Annotated[str, StringConstraints(max_length=MAX_SYSTEM_PROMPT)]
 MaxTokens = Annotated[int, Field(ge=1, le=4096, description="Longest answer, in tokens.")]
 Temperature = Annotated[float, Field(ge=0, le=2)]
+
+
+@dataclass(frozen=True)
+class TurnOptions:
+    """A turn's generation options, once each dialect's request is read."""
+
+    max_tokens: int
+    temperature: float = 0.7
+    verbose: bool = False
 
 
 class ChatOptions(BaseModel):

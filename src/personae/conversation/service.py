@@ -14,6 +14,8 @@ from personae.ids import new_id
 from personae.model.service import ModelService
 from personae.models import Account, Conversation, Message
 from personae.pagination import Page, PageRequest
+from personae.webhook import payloads
+from personae.webhook.events import emit
 
 
 async def owned_conversation(
@@ -62,10 +64,20 @@ class ConversationService:
         await self.repo.add(conversation)
         if character is not None:
             await self.characters.record_conversation_started(character.id)
+        created = await self.get(account, conversation.id)
+        storage, session = self.characters.storage, self.repo.session
+        await emit(session, account.id, "conversation.created",
+                   payloads.conversation(storage, created, None))  # fmt: skip
         for role, content in initial:
             message = Message(id=new_id("msg"), role=role, content=content, created_at=utcnow())
             await self.repo.append(conversation.id, message, message.created_at)
-        return await self.get(account, conversation.id)
+            await emit(session, account.id, "message.created",
+                       payloads.message(storage, created, message))  # fmt: skip
+        if initial:
+            await session.refresh(
+                created, ["message_count", "last_message_at", "last_message_id", "updated_at"]
+            )
+        return created
 
     async def list(
         self, account: Account, page: PageRequest

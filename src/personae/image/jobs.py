@@ -21,6 +21,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from personae.account.repository import AccountRepository
+from personae.character.repository import CharacterRepository
 from personae.config import Settings
 from personae.conversation.repository import ConversationRepository
 from personae.db.base import utcnow
@@ -32,7 +33,10 @@ from personae.errors import EngineFailed, PersonaeError
 from personae.ids import new_id
 from personae.image.processing import sanitize_image
 from personae.image.storage import Storage, new_key
-from personae.models import Character, Image, Message, Model
+from personae.models import Image, Message, Model
+from personae.webhook import payloads
+from personae.webhook.events import emit
+from personae.webhook.payloads import emit_message_posted
 
 log = logging.getLogger("personae")
 
@@ -212,25 +216,38 @@ class ImageJobs:
             if image.conversation_id is not None:
                 await self._post_in_conversation(session, image, key, now)
             if image.purpose == "avatar" and image.character_id is not None:
-                await self._set_avatar(session, image.character_id, key)
+                await self._set_avatar(session, image.character_id, key, now)
+            await emit(session, image.account_id, "image.created",
+                       payloads.image(self.storage, image))  # fmt: skip
 
     async def _post_in_conversation(
         self, session: AsyncSession, image: Image, key: str, now: datetime
     ) -> None:
+        repo = ConversationRepository(session)
         message = Message(id=new_id("msg"), role="agent", content="", image_key=key, created_at=now)
         try:
-            await ConversationRepository(session).append(image.conversation_id or "", message, now)
+            await repo.append(image.conversation_id or "", message, now)
         except LookupError:
             return  # the conversation was deleted while the image was made
         image.message_id = message.id
+        conversation = await repo.get_owned(image.account_id, image.conversation_id or "")
+        if conversation is not None:
+            await emit_message_posted(session, self.storage, conversation, message)
 
-    async def _set_avatar(self, session: AsyncSession, character_id: str, key: str) -> None:
-        old = await session.scalar(select(Character.image_key).where(Character.id == character_id))
-        await session.execute(
-            update(Character).where(Character.id == character_id).values(image_key=key)
-        )
+    async def _set_avatar(
+        self, session: AsyncSession, character_id: str, key: str, now: datetime
+    ) -> None:
+        character = await CharacterRepository(session).get(character_id, with_owner=True)
+        if character is None:
+            return  # deleted while its avatar was made
+        old = character.image_key
+        character.image_key = key
+        character.updated_at = now
+        await session.flush()
         if old and old != key:
             after_commit(session, lambda: self.storage.delete(old))
+        await emit(session, character.owner_id, "character.updated",
+                   payloads.character(self.storage, character))  # fmt: skip
 
     async def _fail(self, image_id: str, attempt: int | None, reason: str) -> None:
         """Mark the job failed and give its price back, once (the status guard)."""

@@ -1,19 +1,21 @@
-"""The task queue: a taskiq broker chosen by `PERSONAE_QUEUE_URL`.
+"""The task queue: taskiq brokers chosen by `PERSONAE_QUEUE_URL`, one per kind of job
+(image generation, webhook deliveries), so that a backlog of one never waits behind the
+other and each has its own concurrency.
 
 - `memory://` (the default): jobs run inside the server process; nothing to start.
-- `redis://…`: a Redis stream with a consumer group; messages are acknowledged after the
-  job ran, so a killed worker's message is claimed again by another worker.
-- `amqp://…`: a RabbitMQ queue; messages are acknowledged after the job ran.
+- `redis://…`: Redis streams with consumer groups (`QUEUE_NAME` and `QUEUE_NAME.webhooks`);
+  messages are acknowledged after the job ran, so a killed worker's message is claimed
+  again by another worker.
+- `amqp://…`: RabbitMQ quorum queues of the same names; acknowledged after the job ran.
 
-Messages carry only a job's id. The job's state lives in the database, and each job claims
+Messages carry only a row's id. The job's state lives in the database, and each job claims
 its row before running, so a message delivered twice runs the job once (see
-`personae.image.jobs`).
+`personae.image.jobs` and `personae.webhook.delivery`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 
 from taskiq import AsyncBroker, InMemoryBroker
@@ -22,19 +24,21 @@ from taskiq.kicker import AsyncKicker
 from personae.config import Settings
 
 GENERATE_IMAGE = "personae.generate_image"
+DELIVER_WEBHOOK = "personae.deliver_webhook"
+STOP_GRACE = 2.0
 
 
-def build_broker(settings: Settings) -> AsyncBroker:
+def build_broker(settings: Settings, queue_name: str, concurrency: int) -> AsyncBroker:
     url = settings.queue_url
     if url.startswith("memory://"):
-        return InMemoryBroker(max_async_tasks=settings.worker_concurrency)
+        return InMemoryBroker(max_async_tasks=concurrency)
     if url.startswith(("redis://", "rediss://")):
         from taskiq_redis import RedisStreamBroker
 
         return RedisStreamBroker(
             url,
-            queue_name=settings.queue_name,
-            consumer_group_name=settings.queue_name,
+            queue_name=queue_name,
+            consumer_group_name=queue_name,
             consumer_id="0",  # a group made after messages were sent still gets them
             xread_count=1,  # take one job at a time: a killed worker strands no others
             idle_timeout=int(settings.job_lease_seconds * 1000),
@@ -46,31 +50,47 @@ def build_broker(settings: Settings) -> AsyncBroker:
 
     return AioPikaBroker(
         url,
-        qos=settings.worker_concurrency,
+        qos=concurrency,
         exchange=Exchange(name=settings.queue_name),
-        task_queues=[Queue(name=settings.queue_name)],
+        task_queues=[Queue(name=queue_name)],
     )
 
 
 class JobQueue:
     def __init__(self, settings: Settings) -> None:
-        self.broker = build_broker(settings)
+        self.images = build_broker(settings, settings.queue_name, settings.worker_concurrency)
+        self.webhooks = build_broker(
+            settings, f"{settings.queue_name}.webhooks", settings.webhook_concurrency
+        )
         self._running: set[asyncio.Task[object]] = set()
+
+    @property
+    def brokers(self) -> tuple[AsyncBroker, AsyncBroker]:
+        return self.images, self.webhooks
 
     @property
     def in_process(self) -> bool:
         """Whether jobs run in this process (memory://) rather than in `personae worker`."""
-        return isinstance(self.broker, InMemoryBroker)
+        return isinstance(self.images, InMemoryBroker)
 
-    def handle_images(self, run: Callable[[str], Awaitable[None]]) -> None:
-        """Run image jobs here: in the server with memory://, in `personae worker` otherwise."""
+    def handle(
+        self,
+        images: Callable[[str], Awaitable[None]],
+        webhooks: Callable[[str], Awaitable[None]],
+    ) -> None:
+        """Run jobs here: in the server with memory://, in `personae worker` otherwise."""
+        self._register(self.images, GENERATE_IMAGE, images)
+        self._register(self.webhooks, DELIVER_WEBHOOK, webhooks)
 
-        async def generate_image(image_id: str) -> None:
+    def _register(
+        self, broker: AsyncBroker, name: str, run: Callable[[str], Awaitable[None]]
+    ) -> None:
+        async def job(row_id: str) -> None:
             task = asyncio.current_task()
             assert task is not None
             self._running.add(task)
             try:
-                await run(image_id)
+                await run(row_id)
             except asyncio.CancelledError:
                 # Stopping: the job handed its row back and a sweep sends it again, so the
                 # message is done with (acknowledged) rather than logged as a failure.
@@ -78,23 +98,32 @@ class JobQueue:
             finally:
                 self._running.discard(task)
 
-        self.broker.register_task(generate_image, task_name=GENERATE_IMAGE)
+        broker.register_task(job, task_name=name)
 
     async def start(self, *, consume: bool = False) -> None:
         """Connect; with `consume`, also open what a worker reads from (`personae worker`)."""
-        self.broker.is_worker_process = consume
-        await self.broker.startup()
+        for broker in self.brokers:
+            broker.is_worker_process = consume
+            await broker.startup()
 
     async def stop(self) -> None:
-        """Cancel the jobs running here (each gives its claim back) and disconnect."""
+        """Cancel the jobs running here (each gives its claim back) and disconnect. A job
+        that has not wound down after STOP_GRACE seconds is left to its lease."""
         running = list(self._running)
         for task in running:
             task.cancel()
-        for task in running:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await self.broker.shutdown()
+        if running:
+            await asyncio.wait(running, timeout=STOP_GRACE)
+        for broker in self.brokers:
+            await broker.shutdown()
 
     async def enqueue_image(self, image_id: str) -> None:
-        kicker: AsyncKicker[[str], None] = AsyncKicker(GENERATE_IMAGE, self.broker, {})
-        await kicker.kiq(image_id)
+        await _kick(self.images, GENERATE_IMAGE, image_id)
+
+    async def enqueue_delivery(self, delivery_id: str) -> None:
+        await _kick(self.webhooks, DELIVER_WEBHOOK, delivery_id)
+
+
+async def _kick(broker: AsyncBroker, name: str, row_id: str) -> None:
+    kicker: AsyncKicker[[str], None] = AsyncKicker(name, broker, {})
+    await kicker.kiq(row_id)

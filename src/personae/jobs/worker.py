@@ -1,4 +1,5 @@
-"""`personae worker`: a process that runs jobs from a real broker (Redis or RabbitMQ)."""
+"""`personae worker`: a process that runs jobs from a real broker (Redis or RabbitMQ):
+image generation and webhook deliveries, each from its own queue."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import signal
 
 from taskiq.api import run_receiver_task
 
+from personae.app import start_queue
 from personae.config import Settings
 from personae.db import migrate
 from personae.state import AppState
@@ -17,7 +19,7 @@ log = logging.getLogger("personae")
 
 
 async def run_worker(settings: Settings) -> None:
-    """Consume image jobs until SIGINT or SIGTERM; a job running then is handed back."""
+    """Consume jobs until SIGINT or SIGTERM; an image job running then is handed back."""
     state = AppState.build(settings)
     if state.queue.in_process:
         await state.close()
@@ -31,21 +33,13 @@ async def run_worker(settings: Settings) -> None:
     tasks: list[asyncio.Task[None]] = []
     try:
         await migrate.upgrade(settings)
-        state.queue.handle_images(state.image_jobs.run)
-        await state.queue.start(consume=True)
-        await state.image_jobs.sweep()
-        tasks.append(
-            asyncio.create_task(state.image_jobs.sweep_forever(settings.job_lease_seconds / 2))
-        )
-        tasks.append(
-            asyncio.create_task(
-                run_receiver_task(
-                    state.queue.broker,
-                    max_async_tasks=settings.worker_concurrency,
-                    max_prefetch=0,
-                )
-            )
-        )
+        tasks += await start_queue(state, consume=True)
+        for broker, concurrency in (
+            (state.queue.images, settings.worker_concurrency),
+            (state.queue.webhooks, settings.webhook_concurrency),
+        ):
+            receiver = run_receiver_task(broker, max_async_tasks=concurrency, max_prefetch=0)
+            tasks.append(asyncio.create_task(receiver))
         log.info("worker ready: %s, %d at a time", settings.queue_url, settings.worker_concurrency)
         await stop.wait()
     finally:

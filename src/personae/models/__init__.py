@@ -8,6 +8,7 @@ from personae.models.image import Image
 from personae.models.model import Model
 from personae.models.plan import Plan
 from personae.models.usage import MonthlyUsage
+from personae.models.webhook import Webhook, WebhookDelivery, WebhookEvent
 
 __all__ = [
     "Account",
@@ -23,4 +24,7 @@ __all__ = [
     "Model",
     "MonthlyUsage",
     "Plan",
+    "Webhook",
+    "WebhookDelivery",
+    "WebhookEvent",
 ]

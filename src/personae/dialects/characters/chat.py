@@ -16,34 +16,17 @@ from personae.api.deps import (
 )
 from personae.api.sse import STREAM_RESPONSES, respond
 from personae.conversation.chat import TurnResult
+from personae.dialects.characters.render import chat_message, conversation_summary
 from personae.dialects.characters.schemas import (
-    CharacterBrief,
     ChatMessageCreate,
     ChatMessageOut,
     ChatMessagePage,
     ConversationPage,
-    ConversationSummary,
-    LastMessage,
     Pagination,
 )
-from personae.image.storage import Storage
-from personae.models import Conversation, Message
 from personae.pagination import PageRequest
 
 router = APIRouter()
-
-
-def chat_message(storage: Storage, conversation: Conversation, m: Message) -> ChatMessageOut:
-    is_character = m.role == "agent"
-    return ChatMessageOut(
-        id=m.id,
-        conversation_id=conversation.id,
-        character_id=conversation.character_id if is_character else None,
-        content=m.content,
-        created_at=m.created_at,
-        is_character=is_character,
-        image_url=storage.url_for(m.image_key),
-    )
 
 
 def turn_out(result: TurnResult) -> ChatMessageOut:
@@ -91,32 +74,7 @@ async def list_conversations(
 ) -> ConversationPage:
     result = await service.list(account, PageRequest(page, limit))
     storage = state.storage
-    data = []
-    for conversation, last in result.items:
-        c = conversation.character
-        data.append(
-            ConversationSummary(
-                id=conversation.id,
-                title=conversation.title,
-                character=CharacterBrief(
-                    id=c.id,
-                    name=c.name,
-                    image_url=storage.url_for(c.image_key),
-                )
-                if c
-                else None,
-                last_message=LastMessage(
-                    content=last.content,
-                    created_at=last.created_at,
-                    is_character=last.role == "agent",
-                )
-                if last
-                else None,
-                created_at=conversation.created_at,
-                updated_at=conversation.updated_at,
-                message_count=conversation.message_count,
-            )
-        )
+    data = [conversation_summary(storage, conv, last) for conv, last in result.items]
     return ConversationPage(data=data, pagination=Pagination.of(result))
 
 

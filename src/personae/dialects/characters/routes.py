@@ -18,21 +18,19 @@ from personae.api.deps import (
 )
 from personae.api.dialect import CHARACTERS_PREFIX
 from personae.api.openapi import error_responses
-from personae.character.fields import Visibility, normalize_tags
+from personae.character.fields import normalize_tags
 from personae.character.repository import CatalogueSort
 from personae.character.service import CharacterChanges
 from personae.dialects.characters.body import read_character_body
 from personae.dialects.characters.chat import router as chat_router
+from personae.dialects.characters.render import detail, summary
 from personae.dialects.characters.schemas import (
     CharacterCreate,
     CharacterDetail,
     CharacterPage,
     CharactersError,
-    CharacterStats,
-    CharacterSummary,
     CharacterUpdate,
     ChatRequests,
-    Creator,
     Done,
     FavoriteAdded,
     FavoriteItem,
@@ -43,9 +41,8 @@ from personae.dialects.characters.schemas import (
     UserMe,
     UserStats,
 )
+from personae.dialects.characters.webhooks import router as webhooks_router
 from personae.errors import InvalidRequest
-from personae.image.storage import Storage
-from personae.models import Character
 from personae.pagination import PageRequest
 
 ERRORS = error_responses(
@@ -68,40 +65,6 @@ router = APIRouter(
 )
 
 PageQ = Annotated[int, Query(ge=1, description="Page number, from 1.")]
-
-
-def summary(storage: Storage, c: Character) -> CharacterSummary:
-    return CharacterSummary(
-        id=c.id,
-        name=c.name,
-        description=c.description,
-        tags=c.tags,
-        image_url=storage.url_for(c.image_key),
-        created_at=c.created_at,
-        likes=c.likes_count,
-        chat_count=c.chat_count,
-    )
-
-
-def detail(storage: Storage, c: Character) -> CharacterDetail:
-    return CharacterDetail(
-        id=c.id,
-        name=c.name,
-        description=c.description,
-        personality=c.personality,
-        background=c.background,
-        tags=c.tags,
-        image_url=storage.url_for(c.image_key),
-        created_at=c.created_at,
-        updated_at=c.updated_at,
-        visibility=Visibility(c.visibility),
-        age=c.age,
-        appearance_prompt=c.full_appearance_prompt,
-        creator=Creator(id=c.owner.id, username=c.owner.username),
-        stats=CharacterStats(
-            likes=c.likes_count, chat_count=c.chat_count, followers=c.followers_count
-        ),
-    )
 
 
 def _changes(body: CharacterCreate | CharacterUpdate) -> CharacterChanges:
@@ -295,3 +258,4 @@ async def remove_favorite(
 
 
 router.include_router(chat_router)
+router.include_router(webhooks_router)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from personae.api.types import Timestamp
 from personae.character.fields import (
@@ -20,6 +20,7 @@ from personae.character.fields import (
 )
 from personae.conversation.fields import ChatOptions, MessageText
 from personae.pagination import Page
+from personae.webhook.events import EVENT_TYPES
 
 
 class CharactersErrorDetail(BaseModel):
@@ -236,3 +237,93 @@ class ConversationSummary(BaseModel):
 class ConversationPage(BaseModel):
     data: list[ConversationSummary]
     pagination: Pagination
+
+
+# webhooks
+WebhookEventName = Annotated[str, StringConstraints(min_length=1, max_length=40)]
+
+
+class WebhookCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+    events: list[WebhookEventName] = Field(
+        min_length=1, max_length=20, description=f"Any of: {', '.join(EVENT_TYPES)}."
+    )
+    description: Annotated[str, StringConstraints(max_length=500)] = ""
+
+    @field_validator("events")
+    @classmethod
+    def _known(cls, events: list[str]) -> list[str]:
+        return known_events(events)
+
+
+class WebhookUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: Annotated[
+        str | None,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=2000),
+        NotNull,
+    ] = None
+    events: Annotated[list[WebhookEventName] | None, NotNull] = Field(
+        default=None, min_length=1, max_length=20
+    )
+    description: Annotated[str | None, StringConstraints(max_length=500), NotNull] = None
+    status: Annotated[Literal["active", "disabled"] | None, NotNull] = None
+
+    @field_validator("events")
+    @classmethod
+    def _known(cls, events: list[str] | None) -> list[str] | None:
+        return known_events(events) if events is not None else None
+
+
+def known_events(events: list[str]) -> list[str]:
+    unknown = [e for e in events if e not in EVENT_TYPES]
+    if unknown:
+        raise ValueError(f"unknown event {unknown[0]!r} (known: {', '.join(EVENT_TYPES)})")
+    return list(dict.fromkeys(events))
+
+
+class WebhookOut(BaseModel):
+    id: str
+    url: str
+    events: list[str]
+    description: str
+    status: Literal["active", "disabled"]
+    disabled_reason: str | None = Field(description="Why it is disabled, when it is.")
+    failing_since: Timestamp | None = Field(description="Deliveries failing since, if they are.")
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class WebhookWithSecret(WebhookOut):
+    secret: str = Field(description="Shown only when created or rotated: keep it.")
+
+
+class WebhookPage(BaseModel):
+    data: list[WebhookOut]
+    pagination: Pagination
+
+
+class DeliveryOut(BaseModel):
+    id: str
+    event_id: str
+    event: str
+    status: Literal["pending", "delivering", "succeeded", "failed"]
+    attempts: int
+    last_response_code: int | None
+    last_error: str | None
+    next_attempt_at: Timestamp | None = Field(description="When it is tried again, if it will be.")
+    last_attempt_at: Timestamp | None
+    delivered_at: Timestamp | None
+    created_at: Timestamp
+
+
+class DeliveryPage(BaseModel):
+    data: list[DeliveryOut]
+    pagination: Pagination
+
+
+class WebhookDeleted(BaseModel):
+    success: Literal[True] = True
+    message: str = "Webhook deleted"
+    webhook_id: str

@@ -1,0 +1,86 @@
+"""How the characters API renders the core's entities. Its routes use these, and so do
+webhook payloads, which the contract defines as the characters API's rendering."""
+
+from __future__ import annotations
+
+from personae.character.fields import Visibility
+from personae.dialects.characters.schemas import (
+    CharacterBrief,
+    CharacterDetail,
+    CharacterStats,
+    CharacterSummary,
+    ChatMessageOut,
+    ConversationSummary,
+    Creator,
+    LastMessage,
+)
+from personae.image.storage import Storage
+from personae.models import Character, Conversation, Message
+
+
+def summary(storage: Storage, c: Character) -> CharacterSummary:
+    return CharacterSummary(
+        id=c.id,
+        name=c.name,
+        description=c.description,
+        tags=c.tags,
+        image_url=storage.url_for(c.image_key),
+        created_at=c.created_at,
+        likes=c.likes_count,
+        chat_count=c.chat_count,
+    )
+
+
+def detail(storage: Storage, c: Character) -> CharacterDetail:
+    return CharacterDetail(
+        id=c.id,
+        name=c.name,
+        description=c.description,
+        personality=c.personality,
+        background=c.background,
+        tags=c.tags,
+        image_url=storage.url_for(c.image_key),
+        created_at=c.created_at,
+        updated_at=c.updated_at,
+        visibility=Visibility(c.visibility),
+        age=c.age,
+        appearance_prompt=c.full_appearance_prompt,
+        creator=Creator(id=c.owner.id, username=c.owner.username),
+        stats=CharacterStats(
+            likes=c.likes_count, chat_count=c.chat_count, followers=c.followers_count
+        ),
+    )
+
+
+def chat_message(storage: Storage, conversation: Conversation, m: Message) -> ChatMessageOut:
+    is_character = m.role == "agent"
+    return ChatMessageOut(
+        id=m.id,
+        conversation_id=conversation.id,
+        character_id=conversation.character_id if is_character else None,
+        content=m.content,
+        created_at=m.created_at,
+        is_character=is_character,
+        image_url=storage.url_for(m.image_key),
+    )
+
+
+def conversation_summary(
+    storage: Storage, conversation: Conversation, last: Message | None
+) -> ConversationSummary:
+    c = conversation.character
+    return ConversationSummary(
+        id=conversation.id,
+        title=conversation.title,
+        character=CharacterBrief(id=c.id, name=c.name, image_url=storage.url_for(c.image_key))
+        if c
+        else None,
+        last_message=LastMessage(
+            content=last.content, created_at=last.created_at, is_character=last.role == "agent"
+        )
+        if last
+        else None,
+        created_at=conversation.created_at,
+        updated_at=conversation.updated_at,
+        message_count=conversation.message_count,
+    )

@@ -1,0 +1,1 @@
+"""Webhooks: endpoints, the outbox of events, signed deliveries with retries."""

@@ -1,0 +1,84 @@
+"""Recording events in the outbox, inside the transaction of the change that caused them.
+
+`emit()` writes the event and one delivery per active webhook of the account that wants
+it, with the same session as the change: if the change rolls back, so do they, and once it
+commits they are durable; the relay (`personae.webhook.delivery`) sends them. Nothing is
+rendered or written for an account without a webhook that wants the event.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from personae.db.base import utcnow
+from personae.ids import new_id
+from personae.models import Webhook, WebhookDelivery, WebhookEvent
+
+EVENT_TYPES = (
+    "message.created",
+    "conversation.created",
+    "conversation.updated",
+    "character.created",
+    "character.updated",
+    "image.created",
+)
+PING = "ping"  # sent by POST /v1/webhooks/{id}/test, to that webhook only
+
+Render = Callable[[], dict[str, Any]]
+
+
+def envelope(event_id: str, event_type: str, created_at: datetime, data: dict[str, Any]) -> str:
+    """The body every delivery of the event sends: `{id, type, created_at, data}`."""
+    stamp = created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    body = {"id": event_id, "type": event_type, "created_at": stamp, "data": data}
+    return json.dumps(body, separators=(",", ":"), default=str)
+
+
+async def emit(
+    session: AsyncSession,
+    account_id: str,
+    event_type: str,
+    render: Render,
+    *,
+    webhooks: list[Webhook] | None = None,
+) -> WebhookEvent | None:
+    """Record `event_type` for the account's webhooks that want it (or for `webhooks`)."""
+    if webhooks is None:
+        active = await session.scalars(
+            select(Webhook).where(Webhook.account_id == account_id, Webhook.status == "active")
+        )
+        webhooks = [w for w in active if event_type in w.events]
+    if not webhooks:
+        return None
+    now = utcnow()
+    event_id = new_id("evt")
+    event = WebhookEvent(
+        id=event_id,
+        account_id=account_id,
+        type=event_type,
+        payload=envelope(event_id, event_type, now, render()),
+        created_at=now,
+    )
+    session.add(event)
+    await session.flush()  # the event first: the deliveries refer to it
+    for webhook in webhooks:
+        session.add(
+            WebhookDelivery(
+                id=new_id("dlv"),
+                webhook_id=webhook.id,
+                event_id=event_id,
+                event_type=event_type,
+                status="pending",
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+    await session.flush()
+    return event

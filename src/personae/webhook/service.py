@@ -1,0 +1,154 @@
+"""Managing webhooks: the rules behind `/v1/webhooks`. Flushes, never commits."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any, TypedDict
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from personae.config import Settings
+from personae.db.base import utcnow
+from personae.errors import InvalidRequest, NotFound
+from personae.ids import new_id
+from personae.models import Account, Webhook, WebhookDelivery
+from personae.pagination import Page, PageRequest
+from personae.webhook.events import PING, emit
+from personae.webhook.ssrf import check_url
+
+MAX_WEBHOOKS = 20
+
+
+class WebhookChanges(TypedDict, total=False):
+    url: str
+    events: list[str]
+    description: str
+    status: str
+
+
+def new_secret() -> str:
+    """`whsec_` + base64 of 32 random bytes, the Standard Webhooks format."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+class WebhookService:
+    def __init__(self, session: AsyncSession, settings: Settings) -> None:
+        self.session = session
+        self.settings = settings
+
+    async def get(self, account: Account, webhook_id: str) -> Webhook:
+        webhook = await self.session.get(Webhook, webhook_id)
+        if webhook is None or webhook.account_id != account.id:
+            raise NotFound(f"No webhook {webhook_id!r}", details={"id": webhook_id})
+        return webhook
+
+    async def list(self, account: Account, page: PageRequest) -> Page[Webhook]:
+        where = Webhook.account_id == account.id
+        total = await self.session.scalar(select(func.count()).select_from(Webhook).where(where))
+        rows = await self.session.scalars(
+            select(Webhook)
+            .where(where)
+            .order_by(Webhook.created_at.desc(), Webhook.id.desc())
+            .offset(page.offset)
+            .limit(page.size)
+        )
+        return Page(rows.all(), total or 0, page)
+
+    async def create(
+        self, account: Account, url: str, events: Sequence[str], description: str
+    ) -> Webhook:
+        count = await self.session.scalar(
+            select(func.count()).select_from(Webhook).where(Webhook.account_id == account.id)
+        )
+        if (count or 0) >= MAX_WEBHOOKS:
+            raise InvalidRequest(f"An account can have at most {MAX_WEBHOOKS} webhooks")
+        await check_url(url, self.settings.webhook_allow_private)
+        now = utcnow()
+        webhook = Webhook(
+            id=new_id("wh"),
+            account_id=account.id,
+            url=url,
+            events=list(events),
+            description=description,
+            secret=new_secret(),
+            status="active",
+            created_at=now,
+            updated_at=now,
+        )
+        self.session.add(webhook)
+        await self.session.flush()
+        return webhook
+
+    async def update(self, account: Account, webhook_id: str, changes: WebhookChanges) -> Webhook:
+        webhook = await self.get(account, webhook_id)
+        if "url" in changes:
+            await check_url(changes["url"], self.settings.webhook_allow_private)
+        values: dict[str, Any] = dict(changes)
+        if values.get("status") == "active" and webhook.status != "active":
+            # Re-enabled by its owner: the failure streak starts over.
+            values.update(disabled_reason=None, failing_since=None)
+        elif values.get("status") == "disabled" and webhook.status != "disabled":
+            values["disabled_reason"] = "Disabled by its owner"
+        for field, value in values.items():
+            setattr(webhook, field, value)
+        webhook.updated_at = utcnow()
+        await self.session.flush()
+        return webhook
+
+    async def delete(self, account: Account, webhook_id: str) -> None:
+        webhook = await self.get(account, webhook_id)
+        await self.session.delete(webhook)
+        await self.session.flush()
+
+    async def rotate_secret(self, account: Account, webhook_id: str) -> Webhook:
+        """A new secret; the old one also signs for `webhook_secret_overlap_seconds`, so
+        receivers can switch without dropping events."""
+        webhook = await self.get(account, webhook_id)
+        now = utcnow()
+        webhook.previous_secret = webhook.secret
+        webhook.previous_secret_expires_at = now + timedelta(
+            seconds=self.settings.webhook_secret_overlap_seconds
+        )
+        webhook.secret = new_secret()
+        webhook.updated_at = now
+        await self.session.flush()
+        return webhook
+
+    async def ping(self, account: Account, webhook_id: str) -> WebhookDelivery:
+        """Queue a `ping` event to this webhook only (even a disabled one)."""
+        webhook = await self.get(account, webhook_id)
+        event = await emit(
+            self.session,
+            account.id,
+            PING,
+            lambda: {"webhook_id": webhook.id, "url": webhook.url},
+            webhooks=[webhook],
+        )
+        assert event is not None
+        return await self.session.get_one(
+            WebhookDelivery,
+            await self.session.scalar(
+                select(WebhookDelivery.id).where(WebhookDelivery.event_id == event.id)
+            ),
+        )
+
+    async def deliveries(
+        self, account: Account, webhook_id: str, page: PageRequest
+    ) -> Page[WebhookDelivery]:
+        webhook = await self.get(account, webhook_id)
+        where = WebhookDelivery.webhook_id == webhook.id
+        total = await self.session.scalar(
+            select(func.count()).select_from(WebhookDelivery).where(where)
+        )
+        rows = await self.session.scalars(
+            select(WebhookDelivery)
+            .where(where)
+            .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
+            .offset(page.offset)
+            .limit(page.size)
+        )
+        return Page(rows.all(), total or 0, page)
