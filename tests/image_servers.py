@@ -11,21 +11,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from PIL import Image
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from llm_servers import free_port
+from llm_servers import free_port, serving
 
 A1111_AUTH = ("painter", "s3cret")
 OPENAI_KEY = "sk-test-images"
@@ -110,16 +108,5 @@ def image_server() -> Iterator[ImageServer]:
             Route("/v1/images/generations", server_state.generations, methods=["POST"]),
         ]
     )
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="error", timeout_graceful_shutdown=1
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    try:
+    with serving(app, port):
         yield server_state
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)

@@ -80,8 +80,18 @@ def failing_server() -> Iterator[str]:
             Route("/slow/v1/chat/completions", _slow, methods=["POST"]),
         ]
     )
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    with serving(app) as base:
+        yield base
+
+
+@contextmanager
+def serving(app: Starlette, port: int | None = None) -> Iterator[str]:
+    """Serve `app` with uvicorn on loopback in a thread; yields its base URL."""
+    port = port or free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="error", timeout_graceful_shutdown=1
+    )
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:

@@ -4,20 +4,17 @@ answer 500 for the first N requests or take its time."""
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from llm_servers import free_port
+from llm_servers import free_port, serving
 
 
 @dataclass
@@ -72,17 +69,5 @@ def receiver() -> Iterator[Receiver]:
         Route(p, state.handle, methods=["POST"])
         for p in ("/hook", "/slow", "/broken", "/redirect", "/other")
     ]
-    config = uvicorn.Config(
-        Starlette(routes=routes), host="127.0.0.1", port=port, log_level="error",
-        timeout_graceful_shutdown=1,
-    )  # fmt: skip
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    try:
+    with serving(Starlette(routes=routes), port):
         yield state
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
