@@ -62,7 +62,13 @@ class JobQueue:
         self.webhooks = build_broker(
             settings, f"{settings.queue_name}.webhooks", settings.webhook_concurrency
         )
-        self._running: set[asyncio.Task[object]] = set()
+        # A delivery is let finish on stop (it is short, and one cut off mid-write is sent
+        # again); an image job is cancelled at once and hands its row back.
+        self.delivery_grace = settings.webhook_timeout_seconds + STOP_GRACE
+        self._running: dict[str, set[asyncio.Task[object]]] = {
+            GENERATE_IMAGE: set(),
+            DELIVER_WEBHOOK: set(),
+        }
 
     @property
     def brokers(self) -> tuple[AsyncBroker, AsyncBroker]:
@@ -88,7 +94,7 @@ class JobQueue:
         async def job(row_id: str) -> None:
             task = asyncio.current_task()
             assert task is not None
-            self._running.add(task)
+            self._running[name].add(task)
             try:
                 await run(row_id)
             except asyncio.CancelledError:
@@ -96,7 +102,7 @@ class JobQueue:
                 # message is done with (acknowledged) rather than logged as a failure.
                 return
             finally:
-                self._running.discard(task)
+                self._running[name].discard(task)
 
         broker.register_task(job, task_name=name)
 
@@ -107,13 +113,20 @@ class JobQueue:
             await broker.startup()
 
     async def stop(self) -> None:
-        """Cancel the jobs running here (each gives its claim back) and disconnect. A job
-        that has not wound down after STOP_GRACE seconds is left to its lease."""
-        running = list(self._running)
-        for task in running:
+        """Cancel the image jobs running here (each hands its row back), let deliveries in
+        flight finish (up to their timeout), then disconnect. A job that has not wound
+        down by then is left to its lease."""
+        images = list(self._running[GENERATE_IMAGE])
+        for task in images:
             task.cancel()
-        if running:
-            await asyncio.wait(running, timeout=STOP_GRACE)
+        deliveries = list(self._running[DELIVER_WEBHOOK])
+        if deliveries:
+            _, late = await asyncio.wait(deliveries, timeout=self.delivery_grace)
+            for task in late:
+                task.cancel()
+            images += late
+        if images:
+            await asyncio.wait(images, timeout=STOP_GRACE)
         for broker in self.brokers:
             await broker.shutdown()
 
