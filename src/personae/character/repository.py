@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased, joinedload
 
 from personae.db.base import utcnow
+from personae.db.paging import fetch_page
 from personae.db.upsert import affected_rows, insert_for
 from personae.models import Character, CharacterActivity, CharacterTag, Favorite, Like
 from personae.pagination import PageRequest
@@ -93,9 +94,7 @@ class CharacterRepository:
     async def _page(
         self, stmt: Select[Character], count: Select[int], page: PageRequest
     ) -> tuple[Sequence[Character], int]:
-        rows = (await self.session.scalars(stmt.offset(page.offset).limit(page.size))).all()
-        total = int(await self.session.scalar(count) or 0)
-        return rows, total
+        return await fetch_page(self.session, stmt, count, page)
 
     async def catalogue(
         self, tags: Sequence[str], sort: CatalogueSort, page: PageRequest

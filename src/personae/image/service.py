@@ -18,6 +18,7 @@ from personae.conversation.repository import ConversationRepository
 from personae.conversation.service import owned_conversation
 from personae.db.base import utcnow
 from personae.db.hooks import after_commit
+from personae.db.paging import fetch_page
 from personae.engines.image.base import ImageDefaults
 from personae.engines.image.registry import IMAGE_ENGINES
 from personae.errors import NotFound, PaymentRequired
@@ -115,19 +116,14 @@ class ImageService:
         return image
 
     async def list(self, account: Account, page: PageRequest) -> Page[Image]:
-        total = await self.session.scalar(
-            select(func.count()).select_from(Image).where(Image.account_id == account.id)
+        mine = Image.account_id == account.id
+        rows, total = await fetch_page(
+            self.session,
+            select(Image).where(mine).order_by(Image.created_at.desc(), Image.id.desc()),
+            select(func.count()).select_from(Image).where(mine),
+            page,
         )
-        rows = (
-            await self.session.scalars(
-                select(Image)
-                .where(Image.account_id == account.id)
-                .order_by(Image.created_at.desc(), Image.id.desc())
-                .offset(page.offset)
-                .limit(page.size)
-            )
-        ).all()
-        return Page(rows, total or 0, page)
+        return Page(rows, total, page)
 
 
 async def wait_for_image(

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from personae.config import Settings
 from personae.db.base import utcnow
+from personae.db.paging import fetch_page
 from personae.errors import InvalidRequest, NotFound
 from personae.ids import new_id
 from personae.models import Account, Webhook, WebhookDelivery
@@ -48,15 +49,13 @@ class WebhookService:
 
     async def list(self, account: Account, page: PageRequest) -> Page[Webhook]:
         where = Webhook.account_id == account.id
-        total = await self.session.scalar(select(func.count()).select_from(Webhook).where(where))
-        rows = await self.session.scalars(
-            select(Webhook)
-            .where(where)
-            .order_by(Webhook.created_at.desc(), Webhook.id.desc())
-            .offset(page.offset)
-            .limit(page.size)
+        rows, total = await fetch_page(
+            self.session,
+            select(Webhook).where(where).order_by(Webhook.created_at.desc(), Webhook.id.desc()),
+            select(func.count()).select_from(Webhook).where(where),
+            page,
         )
-        return Page(rows.all(), total or 0, page)
+        return Page(rows, total, page)
 
     async def create(
         self, account: Account, url: str, events: Sequence[str], description: str
@@ -141,14 +140,12 @@ class WebhookService:
     ) -> Page[WebhookDelivery]:
         webhook = await self.get(account, webhook_id)
         where = WebhookDelivery.webhook_id == webhook.id
-        total = await self.session.scalar(
-            select(func.count()).select_from(WebhookDelivery).where(where)
-        )
-        rows = await self.session.scalars(
+        rows, total = await fetch_page(
+            self.session,
             select(WebhookDelivery)
             .where(where)
-            .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
-            .offset(page.offset)
-            .limit(page.size)
+            .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc()),
+            select(func.count()).select_from(WebhookDelivery).where(where),
+            page,
         )
-        return Page(rows.all(), total or 0, page)
+        return Page(rows, total, page)
