@@ -10,19 +10,38 @@ PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 # The torch build for the diffusers engine; the CPU build of 2.13.0 is what the tests use.
 # For a GPU, install the torch your CUDA wants first and set TORCH= (empty) to keep it.
 TORCH ?= torch==2.13.0
+# The embedded engine's llama.cpp is built portable (AVX2 on x86-64, never -march=native):
+# LLAMA_NATIVE=1 builds for this machine's CPU instead; LLAMA_CMAKE_ARGS adds CMake flags
+# (e.g. -DGGML_CUDA=ON). Builds are cached per flag set (scripts/build-llama-cpp.sh).
+LLAMA_NATIVE ?= 0
+LLAMA_CMAKE_ARGS ?=
+LLAMA_DIR := $(VENV)/llama.cpp
+LLAMA_FLAGS := $(VENV)/.llama-flags
 
-.PHONY: install install-dev serve test lint services bench clean
+.PHONY: install install-dev serve test lint services bench clean FORCE
 
 install: $(STAMP)
 install-dev: $(DEV_STAMP)
 
-# Each reinstalls only when pyproject.toml changes, so a second `make` is instant.
-$(STAMP): pyproject.toml
+# Each reinstalls only when pyproject.toml or the llama.cpp flags change, so a second
+# `make` is instant. The install ends by proving the engine: the embedded model is loaded
+# in its own process and generates a few tokens, or the install stops and says why.
+$(STAMP): pyproject.toml scripts/build-llama-cpp.sh $(LLAMA_FLAGS)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Personae needs Python 3.11 or newer (set PYTHON=...)")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) --upgrade pip
+	LLAMA_NATIVE='$(LLAMA_NATIVE)' LLAMA_CMAKE_ARGS='$(LLAMA_CMAKE_ARGS)' \
+		scripts/build-llama-cpp.sh $(BIN)/python $(LLAMA_DIR)
+	$(PIP) --force-reinstall --no-deps $(LLAMA_DIR)/llama_cpp_python-*.whl
 	$(PIP) -e .
+	$(BIN)/personae engine check
 	@touch $@
+
+# Rewritten only when the flags differ from the last install's, which then reinstalls.
+$(LLAMA_FLAGS): FORCE
+	@mkdir -p $(VENV)
+	@echo 'LLAMA_NATIVE=$(LLAMA_NATIVE) LLAMA_CMAKE_ARGS=$(LLAMA_CMAKE_ARGS)' | cmp -s - $@ \
+		|| echo 'LLAMA_NATIVE=$(LLAMA_NATIVE) LLAMA_CMAKE_ARGS=$(LLAMA_CMAKE_ARGS)' > $@
 
 $(DEV_STAMP): $(STAMP)
 	$(if $(TORCH),$(PIP) '$(TORCH)')

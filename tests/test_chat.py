@@ -16,10 +16,10 @@ from fastapi import FastAPI
 
 from conftest import MakeAccount
 from helpers import agents_error, bearer, characters_error, x_api_key
-from llm_servers import failing_server, free_port, llama_cpp_server
+from llm_servers import failing_server, free_port, idle_slot, llama_cpp_server
 from personae.account.service import AccountService, Credentials
 from personae.engines.llm.base import ChatMessage, Delta, GenerationParams
-from personae.engines.llm.llama_cpp import LlamaCppConfig, LlamaCppEngine
+from personae.engines.llm.llama_cpp import LlamaCppConfig, LlamaCppEngine, LlamaRuntime
 from personae.model.service import ModelService, ModelType
 
 QUICK = {"max_tokens": 8, "temperature": 0}
@@ -574,7 +574,7 @@ async def test_engine_failures_are_gateway_errors_and_keep_the_message(
 
 
 async def test_closing_the_stream_stops_the_embedded_generation() -> None:
-    engine = LlamaCppEngine(LlamaCppConfig(path="builtin:smollm2"))
+    engine = LlamaCppEngine(LlamaCppConfig(path="builtin:smollm2"), LlamaRuntime(parallel=1))
     await engine.load()
     try:
         stream = engine.stream(
@@ -587,10 +587,11 @@ async def test_closing_the_stream_stops_the_embedded_generation() -> None:
             if received == 3:
                 break
         await stream.aclose()
-        # The instance returns to the pool when its thread stops: long before 1,500 tokens.
-        llm = await asyncio.wait_for(engine._pool.get(), timeout=30)
-        assert llm.n_tokens < 200
-        engine._pool.put_nowait(llm)
+        # The engine process drops the sequence: its one slot is idle long before 1,500
+        # tokens, and decoded only a few tokens more than were received.
+        slot = await idle_slot(engine)
+        assert slot["next_token"][0]["n_decoded"] < 50, slot
+        assert engine.admission.active == 0
     finally:
         await engine.close()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -25,8 +26,11 @@ from personae.config import Settings
 from personae.db import migrate
 from personae.dialects.agents.routes import router as agents_router
 from personae.dialects.characters.routes import router as characters_router
+from personae.errors import PersonaeError
 from personae.model.service import ModelService
 from personae.state import AppState
+
+log = logging.getLogger("personae")
 
 DESCRIPTION = """\
 Personae serves one core through two dialects:
@@ -71,6 +75,18 @@ async def start_queue(state: AppState, *, consume: bool) -> list[asyncio.Task[No
     ]
 
 
+async def preload_default_llm(state: AppState) -> None:
+    """Start the default language model's engine now rather than on the first turn (an
+    embedded model's engine process takes a moment to load). A failure is logged; the
+    first turn then tries again and reports it."""
+    try:
+        async with state.sessionmaker() as session:
+            model = await ModelService(session).resolve_llm(None)
+        await state.llm_engines.get(model)
+    except PersonaeError as exc:
+        log.warning("the default language model did not start: %s", exc.message)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -82,6 +98,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await prepare_database(state)
             app.state.personae = state
             background.append(asyncio.create_task(refresh_trending_forever(state)))
+            if settings.llm_preload:
+                background.append(asyncio.create_task(preload_default_llm(state)))
             background += await start_queue(state, consume=False)
             yield
         finally:

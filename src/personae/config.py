@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from pathlib import Path
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 8 * 1024**3  # a guess where the OS does not say
 
 
 class Settings(BaseSettings):
@@ -36,6 +44,34 @@ class Settings(BaseSettings):
         default=True, description="Register the bundled SmolLM2 model on start if missing."
     )
     chat_max_tokens: int = Field(default=256, ge=1, le=8192, description="Default answer length.")
+    llama_server: Path | None = Field(
+        default=None,
+        description="The llama-server binary for embedded models; default: the build "
+        "`make install` made (<venv>/llama.cpp/llama-server).",
+    )
+    llm_parallel: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="Sequences an embedded model decodes together; default 4 per core, 2 to 16.",
+    )
+    llm_max_queued: int = Field(
+        default=64,
+        ge=0,
+        description="Turns that wait for an embedded model beyond those; then 503.",
+    )
+    llm_memory_budget_mb: int | None = Field(
+        default=None,
+        ge=64,
+        description="Memory for loaded embedded models; the least recently used is unloaded "
+        "to make room. Default: half the machine's memory.",
+    )
+    llm_start_timeout_seconds: float = Field(
+        default=120, gt=0, description="How long an embedded model may take to load."
+    )
+    llm_preload: bool = Field(
+        default=True, description="Start the default language model when the server starts."
+    )
     prompt_template_file: Path | None = Field(
         default=None, description="A Jinja template for the system message."
     )
@@ -108,6 +144,12 @@ class Settings(BaseSettings):
     @cached_property
     def resolved_public_url(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"
+
+    @property
+    def llm_memory_budget_bytes(self) -> int:
+        if self.llm_memory_budget_mb:
+            return self.llm_memory_budget_mb * 1024 * 1024
+        return physical_memory() // 2
 
     def ensure_data_dir(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -95,6 +95,12 @@ class EngineUnavailable(PersonaeError):
     status, code, default_message = 503, "engine_unavailable", "The model engine is unavailable"
 
 
+class EngineBusy(EngineUnavailable):
+    """Every sequence the engine decodes at once is taken and its queue is full."""
+
+    code, default_message = "engine_busy", "The model engine is at capacity; try again shortly"
+
+
 class EngineTimeout(PersonaeError):
     status, code, default_message = 504, "engine_timeout", "The model engine timed out"
 

@@ -51,7 +51,7 @@ class AppState:
             sessionmaker,
             RateLimiter(settings.redis_url),
             storage,
-            LLMEngines(),
+            LLMEngines.from_settings(settings),
             image_engines,
             PromptTemplate.from_file(settings.prompt_template_file),
             queue,

@@ -1,10 +1,12 @@
-"""`GET /health`: liveness and database reachability, without authentication."""
+"""`GET /health`: liveness and database reachability; `GET /ready`: whether this process
+can serve, engine by engine. Neither needs authentication (load balancers call them)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -12,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from personae import __version__
 from personae.api.deps import StateDep
 from personae.errors import ServiceUnavailable
+from personae.state import AppState
 
 router = APIRouter(tags=["health"])
 
@@ -22,11 +25,59 @@ class Health(BaseModel):
     database: Literal["ok"]
 
 
-@router.get("/health", summary="Liveness and database check")
-async def health(state: StateDep) -> Health:
+class EngineReadiness(BaseModel):
+    model_id: str
+    engine: str
+    state: str
+    details: dict[str, Any]
+
+
+class Readiness(BaseModel):
+    status: Literal["ok", "unavailable"]
+    version: str
+    database: Literal["ok", "unreachable"]
+    engines: list[EngineReadiness]
+
+
+async def _database_ok(state: AppState) -> bool:
     try:
         async with state.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
-    except (SQLAlchemyError, OSError) as exc:
-        raise ServiceUnavailable("Database unreachable") from exc
+    except (SQLAlchemyError, OSError):
+        return False
+    return True
+
+
+@router.get("/health", summary="Liveness and database check")
+async def health(state: StateDep) -> Health:
+    if not await _database_ok(state):
+        raise ServiceUnavailable("Database unreachable")
     return Health(status="ok", version=__version__, database="ok")
+
+
+@router.get(
+    "/ready",
+    summary="Readiness: the database and each loaded language-model engine",
+    responses={503: {"model": Readiness, "description": "Something this process needs is down."}},
+)
+async def ready(state: StateDep) -> JSONResponse:
+    """200 when the database answers and every loaded engine is up; 503 otherwise, with the
+    state of each (`starting`, `down` while an engine process is being restarted)."""
+    database = await _database_ok(state)
+    engines = [
+        EngineReadiness(
+            model_id=model_id,
+            engine=engine.kind,
+            state=(status := engine.status()).state,
+            details=status.details,
+        )
+        for model_id, engine in state.llm_engines.loaded().items()
+    ]
+    ok = database and all(e.state == "up" for e in engines)
+    body = Readiness(
+        status="ok" if ok else "unavailable",
+        version=__version__,
+        database="ok" if database else "unreachable",
+        engines=engines,
+    )
+    return JSONResponse(body.model_dump(mode="json"), status_code=200 if ok else 503)

@@ -3,13 +3,15 @@ with the stored message in the dialect's shape (or one `error` event)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
-from starlette.responses import StreamingResponse
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from personae.api.dialect import dialect_of, error_body
@@ -18,6 +20,9 @@ from personae.engines.llm.base import Delta
 from personae.errors import PersonaeError
 
 log = logging.getLogger("personae")
+T = TypeVar("T")
+#: what nginx logs for a request whose client closed the connection before the answer
+CLIENT_CLOSED_REQUEST = 499
 
 
 def _event(name: str, data: Any) -> bytes:
@@ -68,9 +73,43 @@ STREAM_RESPONSES: dict[int | str, Any] = {
 
 
 async def respond(
-    turn: PreparedTurn, stream: bool, path: str, render: Callable[[TurnResult], BaseModel]
-) -> BaseModel | StreamingResponse:
-    """The turn's answer: generated now and rendered, or streamed as it is generated."""
+    turn: PreparedTurn, stream: bool, request: Request, render: Callable[[TurnResult], BaseModel]
+) -> BaseModel | Response:
+    """The turn's answer: generated now and rendered, or streamed as it is generated.
+
+    Either way, a client that goes away stops the generation: a stream is closed by its
+    response; a plain request is watched for the disconnect while the turn runs, and the
+    turn is cancelled (released like a dropped stream: nothing stored, nothing charged)."""
+    path = request.url.path
     if stream:
         return stream_turn(turn, path, lambda result: render(result).model_dump(mode="json"))
-    return render(await turn.run())
+    result = await until_disconnected(turn.run(), request)
+    if result is None:
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
+    return render(result)
+
+
+async def until_disconnected(work: Awaitable[T], request: Request) -> T | None:
+    """`work`'s result, or None (with `work` cancelled) if the client disconnects first.
+
+    The body has been read by now, so the next ASGI message is the disconnect."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnected(request.receive))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+    if task.cancelled():
+        await asyncio.gather(task, return_exceptions=True)
+        return None
+    if not task.done():  # pragma: no cover  (cancelled above)
+        return None
+    return task.result()
+
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from personae.cli.accounts import accounts, keys
+from personae.cli.engine import engine
 from personae.cli.models import models
 from personae.cli.plans import plans
 from personae.config import Settings
@@ -18,6 +19,7 @@ app.add_typer(accounts, name="accounts")
 app.add_typer(keys, name="keys")
 app.add_typer(plans, name="plans")
 app.add_typer(models, name="models")
+app.add_typer(engine, name="engine")
 
 
 @app.command()

@@ -91,7 +91,7 @@ def add(
     ] = None,
     cost_per_image: Annotated[str | None, typer.Option(help="sd: price charged per image.")] = None,
     settings: Annotated[
-        str | None, typer.Option(help="More engine settings as JSON, e.g. '{\"pool_size\": 2}'.")
+        str | None, typer.Option(help="More engine settings as JSON, e.g. '{\"parallel\": 4}'.")
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:

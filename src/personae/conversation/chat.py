@@ -197,6 +197,7 @@ class ChatService:
                 session, llm_id or conversation.llm_id, fall_back=llm_id is None
             )
         engine = await self.engines.get(model)
+        engine.check_capacity()  # a full engine refuses before anything is written
         return await self._prepare_stored_turn(
             account, conversation.id, None, content, model, engine, options
         )
@@ -223,6 +224,7 @@ class ChatService:
             else:
                 model = await self._model(session, None)
         engine = await self.engines.get(model)
+        engine.check_capacity()  # a full engine refuses before anything is written
         return await self._prepare_stored_turn(
             account, conversation_id, character, content, model, engine, options
         )
@@ -301,6 +303,7 @@ class ChatService:
         async with self.sessionmaker() as session:
             model = await self._model(session, llm_id)
         engine = await self.engines.get(model)
+        engine.check_capacity()  # a full engine refuses before anything is written
         system = self.template.system_message(agent, "")
         chat = ([ChatMessage("system", system)] if system else []) + [
             ChatMessage(r, c) for r, c in messages

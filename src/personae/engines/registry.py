@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -19,31 +19,20 @@ class Closable(Protocol):
     async def close(self) -> None: ...
 
 
-E = TypeVar("E", bound=Closable)
-
-
-@dataclass(frozen=True)
-class EngineSpec(Generic[E]):
-    config: type[BaseModel]
-    build: Callable[[Any], Awaitable[E]]
-
-
 class Loadable(Closable, Protocol):
     async def load(self) -> None: ...
 
 
-L = TypeVar("L", bound=Loadable)
+E = TypeVar("E", bound=Loadable)
 
 
-def loader(cls: Callable[[Any], L]) -> Callable[[Any], Awaitable[L]]:
-    """The usual builder: construct the engine from its config, then `load()` it."""
+@dataclass(frozen=True)
+class EngineSpec(Generic[E]):
+    """An engine kind: its settings model, and how to construct an engine from them
+    (construction is cheap; `load()` does the work and may be preceded by a check)."""
 
-    async def build(config: Any) -> L:
-        engine = cls(config)
-        await engine.load()
-        return engine
-
-    return build
+    config: type[BaseModel]
+    create: Callable[[Any], E]
 
 
 class EngineRegistry(Generic[E]):
@@ -70,9 +59,15 @@ class EngineRegistry(Generic[E]):
             where = ".".join(str(p) for p in first["loc"]) or "settings"
             raise InvalidRequest(f"{where}: {first['msg']}") from exc
 
+    def create(self, engine: str, settings: dict[str, Any]) -> E:
+        """The engine, constructed but not loaded."""
+        return self.specs[engine].create(self.validate(engine, settings))
+
     async def build(self, engine: str, settings: dict[str, Any]) -> E:
-        config = self.validate(engine, settings)
-        return await self.specs[engine].build(config)
+        """The engine, loaded."""
+        built = self.create(engine, settings)
+        await built.load()
+        return built
 
 
 class EngineCache(Generic[E]):
@@ -90,10 +85,25 @@ class EngineCache(Generic[E]):
             if cached and cached[0] == fingerprint:
                 return cached[1]
             if cached:
+                del self._engines[model.id]
                 await cached[1].close()
-            engine = await self.registry.build(model.engine, model.settings)
+            engine = self.registry.create(model.engine, model.settings)
+            await self._load(model, engine)
             self._engines[model.id] = (fingerprint, engine)
             return engine
+
+    async def _load(self, model: Model, engine: E) -> None:
+        """Load a new engine (a subclass may make room for it first)."""
+        await engine.load()
+
+    def loaded(self) -> dict[str, E]:
+        """The loaded engines by model id."""
+        return {model_id: engine for model_id, (_, engine) in self._engines.items()}
+
+    async def unload(self, model_id: str) -> None:
+        cached = self._engines.pop(model_id, None)
+        if cached:
+            await cached[1].close()
 
     async def close(self) -> None:
         for _, engine in self._engines.values():

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from personae.account.money import to_micros
 from personae.db.base import utcnow
 from personae.engines.image.registry import IMAGE_ENGINES
-from personae.engines.llm.llama_cpp import BUILTIN_PREFIX, builtin_available
+from personae.engines.llm.native import BUILTIN_PREFIX, builtin_available
 from personae.engines.llm.registry import LLM_ENGINES
 from personae.errors import InvalidRequest, NotFound, ServiceUnavailable
 from personae.ids import new_id

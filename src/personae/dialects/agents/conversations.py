@@ -137,7 +137,7 @@ async def send_message(
         body.llm_id,
         body.turn_options(settings.chat_max_tokens),
     )
-    return await respond(turn, body.stream, request.url.path, turn_out)
+    return await respond(turn, body.stream, request, turn_out)
 
 
 @router.post(
@@ -159,4 +159,4 @@ async def create_completion(
     turn = await chat.prepare_completion(
         account, messages, body.llm_id, agent, body.turn_options(settings.chat_max_tokens)
     )
-    return await respond(turn, body.stream, request.url.path, turn_out)
+    return await respond(turn, body.stream, request, turn_out)

@@ -61,7 +61,7 @@ async def send_message(
     turn = await chat.prepare_character_turn(
         account, character_id, body.conversation_id, body.message, options, characters
     )
-    return await respond(turn, body.stream, request.url.path, turn_out)
+    return await respond(turn, body.stream, request, turn_out)
 
 
 @router.get("/chat/conversations", summary="The user's conversations, newest activity first")

@@ -11,15 +11,15 @@ from personae.engines.image.remote import (
     OpenAIImagesConfig,
     OpenAIImagesEngine,
 )
-from personae.engines.registry import EngineCache, EngineRegistry, EngineSpec, loader
+from personae.engines.registry import EngineCache, EngineRegistry, EngineSpec
 
 IMAGE_ENGINES: EngineRegistry[ImageEngine] = EngineRegistry(
     "image",
     {
-        "placeholder": EngineSpec(PlaceholderConfig, loader(PlaceholderEngine)),
-        "diffusers": EngineSpec(DiffusersConfig, loader(DiffusersEngine)),
-        "automatic1111": EngineSpec(Automatic1111Config, loader(Automatic1111Engine)),
-        "openai": EngineSpec(OpenAIImagesConfig, loader(OpenAIImagesEngine)),
+        "placeholder": EngineSpec(PlaceholderConfig, PlaceholderEngine),
+        "diffusers": EngineSpec(DiffusersConfig, DiffusersEngine),
+        "automatic1111": EngineSpec(Automatic1111Config, Automatic1111Engine),
+        "openai": EngineSpec(OpenAIImagesConfig, OpenAIImagesEngine),
     },
 )
 

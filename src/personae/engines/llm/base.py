@@ -46,11 +46,45 @@ class Finish:
 Chunk = Delta | Finish
 
 
+@dataclass(frozen=True)
+class EngineStatus:
+    """What `GET /ready` shows of a loaded engine."""
+
+    state: str  # "up", or for a supervised process "starting" / "down" / "stopped"
+    details: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def up(self) -> bool:
+        return self.state == "up"
+
+
 class LLMEngine(ABC):
     """A loaded model. One instance per registered model, shared by all requests."""
 
     #: how many tokens of prompt plus answer the model takes
     context_window: int
+    #: the engine's name in the registry
+    kind: str = "llm"
+
+    async def load(self) -> None:  # noqa: B027  (optional hook)
+        """Do the slow part of starting (load weights, start a process)."""
+
+    async def memory_need(self) -> int:
+        """Bytes of memory this engine will hold on this machine once loaded (0: none
+        here, e.g. a remote server). Called before `load()`, to make room for it."""
+        return 0
+
+    def check_capacity(self) -> None:  # noqa: B027  (optional hook)
+        """Raise EngineBusy if a turn asked for now would find no place; called before a
+        turn writes anything, so that a refused turn leaves no trace."""
+
+    @property
+    def in_use(self) -> bool:
+        """Whether a generation is running or waiting (a busy engine is not unloaded)."""
+        return False
+
+    def status(self) -> EngineStatus:
+        return EngineStatus("up")
 
     @abstractmethod
     def stream(self, messages: list[ChatMessage], params: GenerationParams) -> AsyncIterator[Chunk]:

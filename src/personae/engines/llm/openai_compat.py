@@ -18,7 +18,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from personae.engines.llm.base import ChatMessage, Chunk, Delta, Finish, GenerationParams, LLMEngine
-from personae.engines.llm.llama_cpp import resolve_path
+from personae.engines.llm.native import resolve_path
 from personae.engines.llm.tokenizer import GGUFTokenizer
 from personae.errors import EngineFailed, EngineTimeout, EngineUnavailable
 
@@ -36,7 +36,17 @@ class OpenAICompatConfig(BaseModel):
 
 
 class OpenAICompatEngine(LLMEngine):
-    def __init__(self, config: OpenAICompatConfig) -> None:
+    kind = "openai"
+
+    def __init__(
+        self,
+        config: OpenAICompatConfig,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        tokenizer: GGUFTokenizer | None = None,
+    ) -> None:
+        """`transport` and `tokenizer` let the embedded engine reuse this client for the
+        llama-server it supervises (a Unix socket, and the tokenizer it already holds)."""
         self.config = config
         self.context_window = config.context_window
         headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
@@ -44,11 +54,13 @@ class OpenAICompatEngine(LLMEngine):
             base_url=config.base_url.rstrip("/"),
             headers=headers,
             timeout=httpx.Timeout(config.timeout_seconds, connect=10),
+            transport=transport,
         )
-        self.tokenizer: GGUFTokenizer | None = None
+        self.tokenizer = tokenizer
+        self._owns_tokenizer = tokenizer is None
 
     async def load(self) -> None:
-        if self.config.tokenizer_path:
+        if self.config.tokenizer_path and self.tokenizer is None:
             self.tokenizer = GGUFTokenizer(resolve_path(self.config.tokenizer_path))
             await self.tokenizer.load()
 
@@ -111,5 +123,5 @@ class OpenAICompatEngine(LLMEngine):
 
     async def close(self) -> None:
         await self._client.aclose()
-        if self.tokenizer is not None:
+        if self.tokenizer is not None and self._owns_tokenizer:
             self.tokenizer.close()
