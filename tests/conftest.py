@@ -77,6 +77,8 @@ def settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Se
         data_dir=tmp_path / "data",
         database_url=url,
         public_url="http://testserver",
+        # Engines start on a test's first turn, not with every app (most tests never chat).
+        llm_preload=False,
         _env_file=None,  # type: ignore[call-arg]  # pydantic-settings' init option
     )
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -22,7 +24,7 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], subprocess.Popen[bytes]]]:
     port = free_port()
     env = os.environ | {"PERSONAE_DATA_DIR": str(tmp_path), "PERSONAE_PORT": str(port)}
     env.pop("PERSONAE_DATABASE_URL", None)
@@ -46,14 +48,14 @@ def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
                 out = proc.stdout.read().decode() if proc.stdout else ""
                 pytest.fail(f"server did not start:\n{out}")
             time.sleep(0.1)
-        yield base, env
+        yield base, env, proc
     finally:
         proc.terminate()
         proc.wait(timeout=10)
 
 
 def test_readme_first_steps_over_real_http(server: tuple[str, dict[str, str]]) -> None:
-    base, env = server
+    base, env, _ = server
     assert httpx.get(f"{base}/health").json()["status"] == "ok"
     created = subprocess.run(
         [
@@ -87,9 +89,9 @@ def test_readme_first_steps_over_real_http(server: tuple[str, dict[str, str]]) -
 
 
 def test_a_fresh_server_chats_in_character_in_both_dialects(
-    server: tuple[str, dict[str, str]],
+    server: tuple[str, dict[str, str], subprocess.Popen[bytes]],
 ) -> None:
-    base, env = server
+    base, env, _ = server
     created = subprocess.run(
         [sys.executable, "-m", "personae", "accounts", "create", "--username", "chatter",
          "--plan", "standard", "--json"],
@@ -120,3 +122,89 @@ def test_a_fresh_server_chats_in_character_in_both_dialects(
     )
     assert follow_up.status_code == 200, follow_up.text
     assert follow_up.json()["role"] == "agent"
+
+
+def engine_pids(server_pid: int) -> list[int]:
+    """The llama-server processes a server started (its children of that name)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        if ppid == server_pid and name == "llama-server":
+            pids.append(int(entry.name))
+    return pids
+
+
+def cli(env: dict[str, str], *args: str) -> Any:
+    done = subprocess.run(
+        [sys.executable, "-m", "personae", *args, "--json"],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return json.loads(done.stdout)
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the engine process in /proc")
+def test_a_killed_engine_fails_its_turn_with_503_and_the_server_lives_on(
+    server: tuple[str, dict[str, str], subprocess.Popen[bytes]],
+) -> None:
+    base, env, proc = server
+    # A priced model, so that the turn holds part of the balance while it runs.
+    embedded = cli(env, "models", "list")[0]
+    cli(env, "models", "add", "--type", "llm", "--name", "Priced", "--engine", "llama_cpp",
+        "--path", "builtin:smollm2", "--cost-per-1k-tokens", "1")  # fmt: skip
+    cli(env, "models", "disable", embedded["id"])
+    created = cli(
+        env, "accounts", "create", "--username", "payer", "--plan", "standard", "--balance", "10"
+    )
+    key = {"X-API-Key": created["api_key"]}
+    character = httpx.post(
+        f"{base}/v1/characters",
+        json={"name": "Vexa", "description": "A courier", "personality": "Defiant",
+              "background": "The slums"},
+        headers=key,
+    ).json()  # fmt: skip
+    chat = f"{base}/v1/chat/{character['id']}/messages"
+    events: list[str] = []
+    killed: list[int] = []
+    body = {"message": "Tell me a very long story.", "stream": True, "max_tokens": 1500}
+    with httpx.stream("POST", chat, json=body, headers=key, timeout=120) as response:
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if line.startswith("event:"):
+                events.append(line.removeprefix("event:").strip())
+            if events.count("delta") == 3 and not killed:
+                during = httpx.get(f"{base}/v1/user/me", headers=key).json()
+                assert during["balance"] < 10  # held while the turn runs
+                killed = engine_pids(proc.pid)
+                assert killed, "no engine process found"
+                for pid in killed:
+                    os.kill(pid, signal.SIGKILL)
+            if line.startswith("data:") and events[-1] == "error":
+                error = json.loads(line.removeprefix("data:"))["error"]
+    assert events[-1] == "error"
+    assert error["status"] == 503
+    assert error["code"] == "engine_unavailable"
+    # The API process lived through it, and the reservation was given back (by a task
+    # that runs once the stream has ended: wait for it).
+    assert proc.poll() is None
+    deadline = time.monotonic() + 10
+    while (me := httpx.get(f"{base}/v1/user/me", headers=key).json())["balance"] != 10:
+        assert time.monotonic() < deadline, me
+        time.sleep(0.05)
+    assert me["subscription"]["chat_requests"]["used"] == 0
+    # The engine was restarted (a new process) and the next turn is answered.
+    started = time.monotonic()
+    answer = httpx.post(chat, json={"message": "Hello?", "max_tokens": 8}, headers=key, timeout=60)
+    assert answer.status_code == 200, answer.text
+    assert time.monotonic() - started < 30
+    assert set(engine_pids(proc.pid)).isdisjoint(killed)
+    assert proc.poll() is None
+    ready = httpx.get(f"{base}/ready").json()
+    assert all(e["state"] == "up" for e in ready["engines"])
+    assert max(e["details"]["restarts"] for e in ready["engines"]) >= 1
