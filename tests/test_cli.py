@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import ast
 import json
+import os
+import re
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from PIL import Image
 from typer.testing import CliRunner
 
 from conftest import make_client
 from personae.app import create_app
 from personae.cli.main import app as cli
 from personae.config import Settings
+from personae.image.processing import sanitize_image
 
 runner = CliRunner()
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 @pytest.fixture
@@ -163,7 +172,7 @@ def test_models_add_list_disable_remove(data_dir: Path) -> None:
         ("llm", "SmolLM2-135M-Instruct (embedded)"),
         ("sd", "Placeholder avatars (drawn, no diffusion)"),
     ]
-    assert listed[0]["settings"] == {"path": "builtin:smollm2", "n_ctx": 2048, "pool_size": 1}
+    assert listed[0]["settings"] == {"path": "builtin:smollm2", "n_ctx": 2048}
     remote = json.loads(ok(
         "models", "add", "--name", "vLLM Llama", "--engine", "openai", "--base-url",
         "http://vllm.internal:8000/v1", "--model", "llama-3-8b", "--api-key", "sk-secret",
@@ -174,9 +183,9 @@ def test_models_add_list_disable_remove(data_dir: Path) -> None:
     assert remote["settings"]["api_key"] == "***"  # never printed
     gguf = json.loads(ok(
         "models", "add", "--name", "Local", "--engine", "llama_cpp", "--path", "builtin:smollm2",
-        "--settings", '{"pool_size": 2}', "--json",
+        "--settings", '{"parallel": 2}', "--json",
     ))  # fmt: skip
-    assert gguf["settings"]["pool_size"] == 2
+    assert gguf["settings"]["parallel"] == 2
     assert json.loads(ok("models", "disable", remote["id"], "--json"))["enabled"] is False
     assert json.loads(ok("models", "enable", remote["id"], "--json"))["enabled"] is True
     assert "removed" in ok("models", "remove", gguf["id"])
@@ -214,8 +223,8 @@ def test_models_add_image_models(data_dir: Path) -> None:
         (["--engine", "llama_cpp"], "path"),
         (["--engine", "llama_cpp", "--path", "x.gguf", "--settings", "[1]"], "JSON object"),
         (
-            ["--engine", "llama_cpp", "--path", "x.gguf", "--settings", '{"pool_size": 0}'],
-            "pool_size",
+            ["--engine", "llama_cpp", "--path", "x.gguf", "--settings", '{"parallel": 0}'],
+            "parallel",
         ),
         (["--engine", "llama_cpp", "--path", "x.gguf", "--cost-per-1k-tokens", "-1"], "cost"),
         (["--engine", "llama_cpp", "--path", "x.gguf", "--max-context", "10"], "max_context"),
@@ -232,3 +241,131 @@ def test_disabled_embedded_models_stay_disabled(data_dir: Path) -> None:
     # Every command re-runs the start-up seeding: the operator's choice sticks.
     listed = json.loads(ok("models", "list", "--json"))
     assert [m["enabled"] for m in listed] == [False, False]
+
+
+def at_80_columns(*args: str) -> list[str]:
+    """The CLI's output lines in a fresh process with COLUMNS=80, as an 80-column terminal
+    would show them (rich reads the width when the process starts)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "personae", *args],
+        env=os.environ | {"COLUMNS": "80"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines), result.stdout
+    return lines
+
+
+def test_tables_keep_ids_whole_at_80_columns(data_dir: Path) -> None:
+    for n in range(3):
+        ok("accounts", "create", "--username", f"user{n}_" + "x" * 25,
+           "--email", f"someone.with.a.long.name{n}@a-rather-long-domain.example.com")  # fmt: skip
+    ok("models", "add", "--name", "A remote model with a long display name " * 2,
+       "--engine", "openai", "--base-url", "http://vllm.internal:8000/v1", "--model", "m")  # fmt: skip
+    for command in (["accounts", "list"], ["models", "list"]):
+        ids = [row["id"] for row in json.loads(ok(*command, "--json"))]
+        lines = at_80_columns(*command)
+        for id_ in ids:
+            assert any(id_ in line for line in lines), (id_, "\n".join(lines))
+
+
+def test_a_new_account_shows_its_id_and_key_whole_at_80_columns(data_dir: Path) -> None:
+    lines = at_80_columns(
+        "accounts", "create", "--username", "y" * 32, "--email", "e" * 40 + "@example.com"
+    )
+    account = json.loads(ok("accounts", "list", "--json"))[0]
+    assert any(account["id"] in line for line in lines), "\n".join(lines)
+    key = next(line for line in lines if line.startswith("API key")).split()[-1]
+    prefix = json.loads(ok("keys", "list", "--account", account["id"], "--json"))[0]["prefix"]
+    other = json.loads(ok("accounts", "create", "--username", "zoe", "--json"))["api_key"]
+    assert key.startswith(prefix)
+    assert len(key) == len(other)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["accounts", "create"],
+        ["accounts", "list"],
+        ["accounts", "set-plan"],
+        ["accounts", "top-up"],
+        ["keys", "create"],
+        ["keys", "list"],
+        ["keys", "revoke"],
+        ["plans", "list"],
+        ["plans", "set"],
+        ["models", "list"],
+        ["models", "add"],
+        ["models", "disable"],
+        ["models", "enable"],
+        ["models", "remove"],
+    ],
+)
+def test_every_command_has_json_output(command: list[str]) -> None:
+    assert "--json" in ok(*command, "--help")
+
+
+def test_keys_revoke_and_models_remove_print_json(data_dir: Path) -> None:
+    created = json.loads(ok("accounts", "create", "--username", "hana", "--json"))
+    revoked = json.loads(ok("keys", "revoke", created["key_prefix"], "--json"))
+    assert revoked["prefix"] == created["key_prefix"]
+    assert revoked["account_id"] == created["id"]
+    assert revoked["revoked_at"] is not None
+    model = json.loads(ok(
+        "models", "add", "--name", "Gone", "--engine", "llama_cpp", "--path", "builtin:smollm2",
+        "--json",
+    ))  # fmt: skip
+    assert json.loads(ok("models", "remove", model["id"], "--json")) == {
+        "id": model["id"],
+        "removed": True,
+    }
+    assert model["id"] not in ok("models", "list", "--json")
+
+
+def readme_commands() -> list[str]:
+    """The README's shell commands, one per line, continuation lines joined."""
+    blocks = re.findall(r"```sh\n(.*?)```", README.read_text(), re.DOTALL)
+    return [line for block in blocks for line in block.replace("\\\n", " ").splitlines()]
+
+
+def test_readme_sample_image_ships_and_is_accepted() -> None:
+    paths = [path for block in readme_commands() for path in re.findall(r"image=@(\S+)", block)]
+    assert paths
+    for path in paths:
+        image = README.parent / path
+        assert image.is_file(), path
+        with Image.open(image) as img:
+            assert img.format == "PNG"
+        assert image.stat().st_size < 20_000
+        limit = Settings.model_fields["max_upload_bytes"].default
+        assert sanitize_image(image.read_bytes(), limit).ext == "png"
+
+
+def test_readme_json_one_liners_work(data_dir: Path) -> None:
+    """Every README command that captures a value from `personae ... --json` runs, and its
+    pipe prints that value."""
+    ran = captured = 0
+    for line in readme_commands():
+        match = re.search(r"personae ([^|)]*--json[^|)]*)(?:\|\s*(python3 -c '[^']*'))?", line)
+        if match is None:
+            continue
+        output = ok(*shlex.split(match[1]))
+        data = json.loads(output)
+        if match[2]:
+            pipe = shlex.split(match[2])
+            assert pipe[:2] == ["python3", "-c"], line
+            result = subprocess.run(
+                [sys.executable, "-c", pipe[2]], input=output, capture_output=True, text=True
+            )
+            assert result.returncode == 0, result.stderr
+            keys = [ast.literal_eval(k) for k in re.findall(r"\[([^]]+)\]", pipe[2])]
+            for key in keys:
+                data = data[key]
+            assert result.stdout.strip() == str(data)
+            captured += 1
+        ran += 1
+    assert ran
+    assert captured

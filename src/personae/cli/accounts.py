@@ -10,13 +10,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from personae.account.money import from_micros
 from personae.account.plans import PLAN_NAMES
 from personae.account.service import AccountService, Credentials, parse_amount
-from personae.cli.common import console, exit_on_error, print_json, print_table, run_in_session
-from personae.models import Account
+from personae.cli.common import (
+    JsonOpt,
+    console,
+    exit_on_error,
+    print_json,
+    print_record,
+    print_table,
+    run_in_session,
+)
+from personae.models import Account, ApiKey
 
 accounts = typer.Typer(help="Create and manage accounts.", no_args_is_help=True)
 keys = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 PlanOpt = Annotated[
     str, typer.Option(help=f"One of the plans ({', '.join(PLAN_NAMES)} by default).")
 ]
@@ -36,15 +43,16 @@ def account_dict(account: Account) -> dict[str, Any]:
 
 
 def _print_credentials(creds: Credentials, as_json: bool) -> None:
-    data = account_dict(creds.account) | {
-        "api_key": creds.plaintext,
-        "key_prefix": creds.key.prefix,
-    }
     if as_json:
-        print_json(data)
+        print_json(
+            account_dict(creds.account)
+            | {"api_key": creds.plaintext, "key_prefix": creds.key.prefix}
+        )
         return
-    print_table("account", list(data)[:-2], [list(data.values())[:-2]])
-    console.print(f"API key (shown once, store it now): [bold]{creds.plaintext}[/bold]")
+    print_record("account", account_dict(creds.account))
+    console.print(
+        f"API key (shown once, store it now): [bold]{creds.plaintext}[/bold]", soft_wrap=True
+    )
 
 
 @accounts.command("create")
@@ -123,7 +131,7 @@ def _print_account(account: Account, as_json: bool) -> None:
     if as_json:
         print_json(data)
     else:
-        print_table("account", list(data), [list(data.values())])
+        print_record("account", data)
 
 
 @keys.command("create")
@@ -144,7 +152,9 @@ def create_key(
             {"account_id": creds.account.id, "prefix": creds.key.prefix, "api_key": creds.plaintext}
         )
     else:
-        console.print(f"API key (shown once, store it now): [bold]{creds.plaintext}[/bold]")
+        console.print(
+            f"API key (shown once, store it now): [bold]{creds.plaintext}[/bold]", soft_wrap=True
+        )
 
 
 @keys.command("list")
@@ -156,16 +166,7 @@ def list_keys(
 
     async def work(session: AsyncSession) -> list[dict[str, Any]]:
         service = AccountService(session)
-        return [
-            {
-                "prefix": k.prefix,
-                "name": k.name,
-                "created_at": k.created_at.isoformat(),
-                "last_used_at": k.last_used_at.isoformat() if k.last_used_at else None,
-                "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
-            }
-            for k in await service.list_keys(await service.get(account))
-        ]
+        return [key_dict(k) for k in await service.list_keys(await service.get(account))]
 
     data = run_in_session(work)
     if as_json:
@@ -177,7 +178,21 @@ def list_keys(
 @keys.command("revoke")
 def revoke_key(
     prefix: Annotated[str, typer.Argument(help="The key's prefix (its first 12 characters).")],
+    as_json: JsonOpt = False,
 ) -> None:
     """Revoke a key at once; requests with it answer 401 from then on."""
     key = run_in_session(lambda s: AccountService(s).revoke_key(prefix[:12]))
-    console.print(f"revoked {key.prefix} (account {key.account_id})")
+    if as_json:
+        print_json(key_dict(key) | {"account_id": key.account_id})
+    else:
+        console.print(f"revoked {key.prefix} (account {key.account_id})", soft_wrap=True)
+
+
+def key_dict(key: ApiKey) -> dict[str, Any]:
+    return {
+        "prefix": key.prefix,
+        "name": key.name,
+        "created_at": key.created_at.isoformat(),
+        "last_used_at": key.last_used_at.isoformat() if key.last_used_at else None,
+        "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
+    }

@@ -10,10 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from personae.account.money import from_micros
 from personae.cli.common import (
+    JsonOpt,
     console,
     err_console,
     exit_on_error,
     print_json,
+    print_record,
     print_table,
     run_in_session,
 )
@@ -22,7 +24,6 @@ from personae.model.service import ModelService, ModelType
 from personae.models import Model
 
 models = typer.Typer(help="Register and manage LLM and image models.", no_args_is_help=True)
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 SECRETS = {"api_key", "api_auth"}
 
 
@@ -141,10 +142,13 @@ def enable(model_id: Annotated[str, typer.Argument()], as_json: JsonOpt = False)
 
 
 @models.command("remove")
-def remove(model_id: Annotated[str, typer.Argument()]) -> None:
+def remove(model_id: Annotated[str, typer.Argument()], as_json: JsonOpt = False) -> None:
     """Delete a model; conversations that used it fall back to the default model."""
     run_in_session(lambda s: ModelService(s).remove(model_id))
-    console.print(f"removed {model_id}")
+    if as_json:
+        print_json({"id": model_id, "removed": True})
+    else:
+        console.print(f"removed {model_id}", soft_wrap=True)
 
 
 def _show(model: Model, as_json: bool) -> None:
@@ -152,5 +156,4 @@ def _show(model: Model, as_json: bool) -> None:
     if as_json:
         print_json(data)
     else:
-        columns = ["id", "type", "name", "engine", "enabled", "max_context", "cost"]
-        print_table("model", columns, [[data[c] for c in columns]])
+        print_record("model", data)

@@ -8,7 +8,7 @@ import typer
 
 from personae.account.plans import CharactersApi
 from personae.account.service import AccountService
-from personae.cli.common import print_json, print_table, run_in_session
+from personae.cli.common import JsonOpt, print_json, print_record, print_table, run_in_session
 from personae.models import Plan
 
 plans = typer.Typer(help="List and edit plans.", no_args_is_help=True)
@@ -25,7 +25,7 @@ def plan_dict(plan: Plan) -> dict[str, Any]:
 
 
 @plans.command("list")
-def list_plans(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def list_plans(as_json: JsonOpt = False) -> None:
     """List plans and their limits."""
     data = [plan_dict(p) for p in run_in_session(lambda s: AccountService(s).list_plans())]
     if as_json:
@@ -43,7 +43,7 @@ def set_plan(
         CharactersApi | None, typer.Option(help="none, basic or full.")
     ] = None,
     webhooks: Annotated[bool | None, typer.Option("--webhooks/--no-webhooks")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Change a plan's limits; every account on it follows at once."""
     plan = run_in_session(
@@ -55,4 +55,4 @@ def set_plan(
     if as_json:
         print_json(data)
     else:
-        print_table("plan", list(data), [list(data.values())])
+        print_record("plan", data)
