@@ -5,14 +5,20 @@ embedded SmolLM2-135M (served by the supervised llama-server) and measures:
 
 * `chat.api_vs_direct_tokens_per_s`: completion tokens per wall second of
   `POST /api/v1/completions` over those of the same request sent straight to the engine
-  process behind it (its OpenAI-compatible API on its Unix socket: the same engine driven
-  without Personae), 128 tokens, temperature 0, each the median of 5 alternated runs after
-  one warm-up each (target >= 0.95). Also `chat.api_tokens_per_s`, `chat.direct_tokens_per_s`.
+  process behind it, the way Personae drives it (streamed, so that a client that goes away
+  stops its generation within a token), over its OpenAI-compatible API on its Unix socket:
+  the same engine driven without Personae. 128 tokens, temperature 0, each the median of 5
+  alternated runs after one warm-up each (target >= 0.95). Also `chat.api_tokens_per_s`,
+  `chat.direct_tokens_per_s`, and `chat.api_vs_direct_plain_tokens_per_s` against the
+  engine asked for the whole answer at once (not streamed), which also counts what
+  streaming itself costs the engine (`chat.direct_plain_tokens_per_s`).
 * `chat.concurrent8_vs_single_tokens_per_s`: aggregate completion tokens per wall second of
-  8 concurrent streamed completions (96 tokens, temperature 0.7, distinct prompts) over
-  those of one alone, the median of 3 alternated pairs (target >= 2.0: the engine decodes
-  the 8 sequences together). Also `chat.single_stream_tokens_per_s`,
-  `chat.concurrent8_tokens_per_s`.
+  8 concurrent streamed completions (distinct prompts, temperature 0.7, the server's
+  default answer length of 256 tokens) over those of one alone, the median of 5 alternated
+  pairs (target >= 2.0: the engine decodes the 8 sequences together). Also
+  `chat.single_stream_tokens_per_s`, `chat.concurrent8_tokens_per_s`, and the same ratio
+  at 96 tokens (`chat.concurrent8_vs_single_tokens_per_s_96`, 3 pairs), where the eight
+  prompts' prefill weighs more.
 * `chat.engine_restart_s`: from a SIGKILL of the engine process to the end of the next
   successful turn (8 tokens), the median of 3 (target < 5).
 * `chat.history_10000_vs_10_time`: wall time of one turn (`POST
@@ -209,6 +215,7 @@ async def api_vs_direct(
         "messages": SPEED_MESSAGES,
         "max_tokens": SPEED_MAX_TOKENS,
         "temperature": 0,
+        "stream": True,
     }
 
     async def api_run() -> tuple[float, int, float]:
@@ -224,37 +231,60 @@ async def api_vs_direct(
     async with httpx.AsyncClient(transport=process.transport(), timeout=300) as engine:
 
         async def direct_run() -> tuple[float, int]:
+            started = time.perf_counter()
+            tokens = 0
+            url = "http://engine/v1/chat/completions"
+            async with engine.stream("POST", url, json=direct_body) as response:
+                async for line in response.aiter_lines():
+                    if line.startswith("data:") and "[DONE]" not in line:
+                        tokens += bool(json.loads(line[5:])["choices"][0]["delta"].get("content"))
+            return tokens / (time.perf_counter() - started), tokens
+
+        async def plain_run() -> tuple[float, int]:
+            plain = direct_body | {"stream": False}
             seconds, data = await timed(
-                lambda: engine.post("http://engine/v1/chat/completions", json=direct_body)
+                lambda: engine.post("http://engine/v1/chat/completions", json=plain)
             )
             tokens = int(checked(data)["usage"]["completion_tokens"])
             return tokens / seconds, tokens
 
         await direct_run()
+        await plain_run()
         api_rates: list[float] = []
         direct_rates: list[float] = []
+        plain_rates: list[float] = []
         for i in range(SPEED_RUNS):
             rate, tokens, engine_ms = await api_run()
             api_rates.append(rate)
             log(f"  api    run {i}: {tokens} tokens, {rate:.1f} tok/s (engine {engine_ms} ms)")
             rate, tokens = await direct_run()
             direct_rates.append(rate)
-            log(f"  direct run {i}: {tokens} tokens, {rate:.1f} tok/s")
+            log(f"  direct run {i}: {tokens} tokens, {rate:.1f} tok/s (streamed)")
+            rate, tokens = await plain_run()
+            plain_rates.append(rate)
+            log(f"  plain  run {i}: {tokens} tokens, {rate:.1f} tok/s (whole answer)")
     api_rate, direct_rate = median(api_rates), median(direct_rates)
+    plain_rate = median(plain_rates)
     return {
         "chat.api_vs_direct_tokens_per_s": round(api_rate / direct_rate, 3),
         "chat.api_tokens_per_s": round(api_rate, 2),
         "chat.direct_tokens_per_s": round(direct_rate, 2),
+        "chat.api_vs_direct_plain_tokens_per_s": round(api_rate / plain_rate, 3),
+        "chat.direct_plain_tokens_per_s": round(plain_rate, 2),
     }
 
 
 # 1b. batching: 8 concurrent streams against one ----------------------------------------------
 BATCH_CONCURRENT = 8
-BATCH_MAX_TOKENS = 96
-BATCH_PAIRS = 3
+BATCH_MAX_TOKENS = 256  # the server's default answer length (PERSONAE_CHAT_MAX_TOKENS)
+BATCH_PAIRS = 5
+SHORT_MAX_TOKENS = 96
+SHORT_PAIRS = 3
 
 
-async def streamed_tokens(client: httpx.AsyncClient, llm_id: str, i: int) -> int:
+async def streamed_tokens(
+    client: httpx.AsyncClient, llm_id: str, i: int, max_tokens: int = BATCH_MAX_TOKENS
+) -> int:
     """One streamed completion; its completion tokens, from the final event's verbose
     thought process."""
     body = {
@@ -263,7 +293,7 @@ async def streamed_tokens(client: httpx.AsyncClient, llm_id: str, i: int) -> int
             {"role": "user", "content": f"Tell me about the sea and your ship, part {i}."},
         ],
         "llm_id": llm_id,
-        "max_tokens": BATCH_MAX_TOKENS,
+        "max_tokens": max_tokens,
         "temperature": 0.7,
         "stream": True,
         "verbose": True,
@@ -285,29 +315,34 @@ async def streamed_tokens(client: httpx.AsyncClient, llm_id: str, i: int) -> int
 
 
 async def batching(client: httpx.AsyncClient, llm_id: str) -> dict[str, float]:
-    async def aggregate(n: int, round_: int) -> float:
+    async def aggregate(n: int, round_: int, max_tokens: int) -> float:
         started = time.perf_counter()
         counts = await asyncio.gather(
-            *(streamed_tokens(client, llm_id, round_ * 100 + i) for i in range(n))
+            *(streamed_tokens(client, llm_id, round_ * 100 + i, max_tokens) for i in range(n))
         )
         rate = sum(counts) / (time.perf_counter() - started)
-        log(f"  {n} concurrent: {sum(counts)} tokens, {rate:.1f} tok/s aggregate")
+        log(f"  {n} concurrent, {max_tokens} max: {sum(counts)} tokens, {rate:.1f} tok/s")
         return rate
 
-    await aggregate(BATCH_CONCURRENT, 99)  # warm-up: every slot once
-    singles: list[float] = []
-    ratios: list[float] = []
-    groups: list[float] = []
-    for r in range(BATCH_PAIRS):
-        single = await aggregate(1, r)
-        group = await aggregate(BATCH_CONCURRENT, r)
-        singles.append(single)
-        groups.append(group)
-        ratios.append(group / single)
+    async def pairs(count: int, max_tokens: int) -> tuple[float, float, float]:
+        """Median ratio of alternated (8 together, 1 alone) pairs, and the medians."""
+        singles: list[float] = []
+        groups: list[float] = []
+        ratios: list[float] = []
+        for r in range(count):
+            singles.append(await aggregate(1, r, max_tokens))
+            groups.append(await aggregate(BATCH_CONCURRENT, r, max_tokens))
+            ratios.append(groups[-1] / singles[-1])
+        return median(ratios), median(singles), median(groups)
+
+    await aggregate(BATCH_CONCURRENT, 99, SHORT_MAX_TOKENS)  # warm-up: every slot once
+    ratio, single, group = await pairs(BATCH_PAIRS, BATCH_MAX_TOKENS)
+    short_ratio, _, _ = await pairs(SHORT_PAIRS, SHORT_MAX_TOKENS)
     return {
-        "chat.concurrent8_vs_single_tokens_per_s": round(median(ratios), 3),
-        "chat.single_stream_tokens_per_s": round(median(singles), 2),
-        "chat.concurrent8_tokens_per_s": round(median(groups), 2),
+        "chat.concurrent8_vs_single_tokens_per_s": round(ratio, 3),
+        "chat.single_stream_tokens_per_s": round(single, 2),
+        "chat.concurrent8_tokens_per_s": round(group, 2),
+        "chat.concurrent8_vs_single_tokens_per_s_96": round(short_ratio, 3),
     }
 
 

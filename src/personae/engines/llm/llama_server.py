@@ -98,8 +98,13 @@ class LlamaServerProcess:
         self._failures = 0
 
     def transport(self) -> httpx.AsyncHTTPTransport:
-        """An HTTP transport to the engine's socket (the path survives restarts)."""
-        return httpx.AsyncHTTPTransport(uds=str(self.socket))
+        """An HTTP transport to the engine's socket (the path survives restarts). No
+        connection is kept alive: llama-server closes idle ones on its own schedule, and a
+        request sent on one it just closed fails with nothing received; a new connection
+        to a local socket costs microseconds."""
+        return httpx.AsyncHTTPTransport(
+            uds=str(self.socket), limits=httpx.Limits(max_keepalive_connections=0)
+        )
 
     @property
     def pid(self) -> int | None:
@@ -191,7 +196,7 @@ class LlamaServerProcess:
             self._failures += 1
             log.error(
                 "engine %s died (%s); restarting in %.1f s. Last output: %s",
-                self.command.model.name, self.last_exit, delay, self.log_tail(),
+                self.command.model.name, self.last_exit, delay, self.log_tail(3),
             )  # fmt: skip
             while not self._stopping:
                 await asyncio.sleep(delay)
