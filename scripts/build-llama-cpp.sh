@@ -48,7 +48,8 @@ fi
 flags+=(${LLAMA_CMAKE_ARGS:-})
 
 compiler=$( (c++ --version 2>/dev/null || echo none) | head -n 1)
-key=$(printf '%s\n' "$version" "$arch" "$compiler" "${flags[@]}" | sha256sum | cut -c1-16)
+key=$(printf '%s\n' "$version" "$arch" "$compiler" "${flags[@]}" \
+  | { sha256sum 2>/dev/null || shasum -a 256; } | cut -c1-16)
 cache=${PERSONAE_BUILD_CACHE:-$HOME/.cache/personae}/llama.cpp/$version-$mode-$key
 
 if [ ! -x "$cache/llama-server" ] || ! compgen -G "$cache/llama_cpp_python-*.whl" >/dev/null; then
@@ -68,7 +69,9 @@ if [ ! -x "$cache/llama-server" ] || ! compgen -G "$cache/llama_cpp_python-*.whl
   CMAKE_ARGS="-DLLAMA_BUILD=OFF -DLLAVA_BUILD=OFF" "$python" -m pip wheel --quiet \
     --disable-pip-version-check --no-deps --no-cache-dir --wheel-dir "$cache.tmp" \
     "$work"/llama_cpp_python-"$version".tar.gz
-  cp -a "$work/build/bin/llama-server" "$work"/build/bin/*.so* "$cache.tmp/"
+  shopt -s nullglob
+  libraries=("$work"/build/bin/*.so* "$work"/build/bin/*.dylib)
+  cp -a "$work/build/bin/llama-server" "${libraries[@]}" "$cache.tmp/"
   printf 'llama-cpp-python %s\nmode %s\narch %s\ncompiler %s\nflags %s\n' \
     "$version" "$mode" "$arch" "$compiler" "${flags[*]}" >"$cache.tmp/build-info.txt"
   rm -rf "$cache"

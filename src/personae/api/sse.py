@@ -97,17 +97,17 @@ async def until_disconnected(work: Awaitable[T], request: Request) -> T | None:
     watcher = asyncio.ensure_future(_disconnected(request.receive))
     try:
         await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
+    except BaseException:  # this request itself was cancelled
+        task.cancel()
         watcher.cancel()
-        if not task.done():
-            task.cancel()
-        await asyncio.gather(watcher, return_exceptions=True)
-    if task.cancelled():
-        await asyncio.gather(task, return_exceptions=True)
-        return None
-    if not task.done():  # pragma: no cover  (cancelled above)
-        return None
-    return task.result()
+        raise
+    watcher.cancel()
+    await asyncio.gather(watcher, return_exceptions=True)
+    if task.done():
+        return task.result()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return None
 
 
 async def _disconnected(receive: Receive) -> None:

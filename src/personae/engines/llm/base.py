@@ -53,10 +53,6 @@ class EngineStatus:
     state: str  # "up", or for a supervised process "starting" / "down" / "stopped"
     details: dict[str, object] = field(default_factory=dict)
 
-    @property
-    def up(self) -> bool:
-        return self.state == "up"
-
 
 class LLMEngine(ABC):
     """A loaded model. One instance per registered model, shared by all requests."""
