@@ -208,3 +208,30 @@ def test_a_killed_engine_fails_its_turn_with_503_and_the_server_lives_on(
     ready = httpx.get(f"{base}/ready").json()
     assert all(e["state"] == "up" for e in ready["engines"])
     assert max(e["details"]["restarts"] for e in ready["engines"]) >= 1
+
+
+def wait_until(condition: Any, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"  # a zombie has exited
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_the_engine_never_outlives_a_killed_server(
+    server: tuple[str, dict[str, str], subprocess.Popen[bytes]],
+) -> None:
+    base, _, proc = server
+    wait_until(lambda: httpx.get(f"{base}/ready").json()["engines"] != [])
+    (engine,) = engine_pids(proc.pid)
+    proc.kill()
+    proc.wait()
+    wait_until(lambda: not alive(engine), timeout=10)

@@ -7,23 +7,28 @@ parallel sequences, prompt-cache reuse between the turns of one conversation, it
 metrics) and which we drive through its OpenAI-compatible API.
 
 The process listens on a Unix socket in a private (0700) temporary folder, so nothing else
-on the machine can reach it. Its standard input is a pipe this process holds: llama-server
-exits when it reads end-of-file there, so it never outlives the API process, even one
-killed with SIGKILL. When it dies, every request in flight fails (the engine maps that to
-503), and the supervisor starts it again after a backoff that grows while restarts keep
-failing and resets once the engine has stayed up.
+on the machine can reach it. On Linux the kernel kills it when the process that started it
+dies (`PR_SET_PDEATHSIG`), so it never outlives the API process, even one killed with
+SIGKILL; llama-server itself carries on when its parent goes away. When it dies, every
+request in flight fails (the engine maps that to 503), and the supervisor starts it again
+after a backoff that grows while restarts keep failing and resets once the engine has
+stayed up.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
+import os
 import shutil
 import signal
+import sys
 import tempfile
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -38,6 +43,26 @@ log = logging.getLogger("personae")
 BACKOFF = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 STABLE_SECONDS = 30.0
 POLL_SECONDS = 0.05
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """On Linux, a function to run in the child between fork and exec that asks the kernel
+    to SIGKILL it when its parent dies (elsewhere: None). It only calls prctl, resolved
+    before the fork, and exits if the parent is already gone."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def arm() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return arm
 
 
 class EngineState(StrEnum):
@@ -135,10 +160,11 @@ class LlamaServerProcess:
         argv = self.command.argv(self.socket)
         self._proc = await asyncio.create_subprocess_exec(
             *argv,
-            stdin=asyncio.subprocess.PIPE,  # held: llama-server exits at its end-of-file
+            stdin=asyncio.subprocess.PIPE,  # held open: an engine never reads end-of-file
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,  # a Ctrl-C reaches the API, which stops the engine itself
+            preexec_fn=_die_with_parent(),  # only prctl runs between fork and exec
         )
         self._drain = asyncio.create_task(self._read_log(self._proc))
         try:
