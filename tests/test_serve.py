@@ -8,8 +8,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,38 +25,50 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], subprocess.Popen[bytes]]]:
+Server = tuple[str, dict[str, str], subprocess.Popen[bytes]]
+
+
+@contextmanager
+def serving(data_dir: Path, **settings: str) -> Iterator[Server]:
+    """`personae serve` on a free port with its data in `data_dir` (SQLite) and the given
+    `PERSONAE_*` settings; yields its base URL, its environment and its process."""
     port = free_port()
-    env = os.environ | {"PERSONAE_DATA_DIR": str(tmp_path), "PERSONAE_PORT": str(port)}
+    env = os.environ | {"PERSONAE_DATA_DIR": str(data_dir), "PERSONAE_PORT": str(port)}
+    env |= {f"PERSONAE_{name.upper()}": value for name, value in settings.items()}
     env.pop("PERSONAE_DATABASE_URL", None)
     env.pop("PERSONAE_REDIS_URL", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "personae", "serve"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                out = proc.stdout.read().decode() if proc.stdout else ""
-                pytest.fail(f"server did not start:\n{out}")
-            time.sleep(0.1)
-        yield base, env, proc
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    # The server's log goes to a file: a pipe nobody reads would fill and block it.
+    with tempfile.TemporaryFile() as output:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "personae", "serve"], env=env, stdout=output, stderr=output
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    output.seek(0)
+                    pytest.fail(f"server did not start:\n{output.read().decode()[-3000:]}")
+                time.sleep(0.1)
+            yield base, env, proc
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+            proc.wait(timeout=60)
 
 
-def test_readme_first_steps_over_real_http(server: tuple[str, dict[str, str]]) -> None:
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    with serving(tmp_path) as running:
+        yield running
+
+
+def test_readme_first_steps_over_real_http(server: Server) -> None:
     base, env, _ = server
     assert httpx.get(f"{base}/health").json()["status"] == "ok"
     created = subprocess.run(
@@ -89,7 +103,7 @@ def test_readme_first_steps_over_real_http(server: tuple[str, dict[str, str]]) -
 
 
 def test_a_fresh_server_chats_in_character_in_both_dialects(
-    server: tuple[str, dict[str, str], subprocess.Popen[bytes]],
+    server: Server,
 ) -> None:
     base, env, _ = server
     created = subprocess.run(
@@ -151,7 +165,7 @@ def cli(env: dict[str, str], *args: str) -> Any:
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the engine process in /proc")
 def test_a_killed_engine_fails_its_turn_with_503_and_the_server_lives_on(
-    server: tuple[str, dict[str, str], subprocess.Popen[bytes]],
+    server: Server,
 ) -> None:
     base, env, proc = server
     # A priced model, so that the turn holds part of the balance while it runs.
@@ -227,7 +241,7 @@ def alive(pid: int) -> bool:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 def test_the_engine_never_outlives_a_killed_server(
-    server: tuple[str, dict[str, str], subprocess.Popen[bytes]],
+    server: Server,
 ) -> None:
     base, _, proc = server
     wait_until(lambda: httpx.get(f"{base}/ready").json()["engines"] != [])
@@ -235,3 +249,87 @@ def test_the_engine_never_outlives_a_killed_server(
     proc.kill()
     proc.wait()
     wait_until(lambda: not alive(engine), timeout=10)
+
+
+def kill_after_deltas(
+    url: str, body: dict[str, Any], headers: dict[str, str], proc: Any, deltas: int
+) -> None:
+    """Stream a turn and SIGKILL the server once `deltas` pieces arrived (mid-turn: the
+    hold is taken, the answer never stored)."""
+    seen = 0
+    with httpx.stream("POST", url, json=body, headers=headers, timeout=60) as response:
+        for line in response.iter_lines():
+            seen += line.startswith("event: delta")
+            if seen == deltas:
+                proc.kill()
+
+
+def test_a_server_killed_mid_turn_gives_the_hold_back_after_restart(tmp_path: Path) -> None:
+    """SIGKILL the API server during a streamed turn, start it again: the sweep releases
+    the abandoned turn (quota and balance back, the message marked unanswered in both
+    dialects) and every counter agrees with the rows; the next turn works."""
+    beats = {"turn_heartbeat_seconds": "0.5"}
+    with serving(tmp_path, **beats) as (base, env, proc):
+        embedded = cli(env, "models", "list")[0]
+        cli(env, "models", "add", "--type", "llm", "--name", "Priced", "--engine", "llama_cpp",
+            "--path", "builtin:smollm2", "--cost-per-1k-tokens", "1")  # fmt: skip
+        cli(env, "models", "disable", embedded["id"])
+        created = cli(
+            env,
+            "accounts",
+            "create",
+            "--username",
+            "payer",
+            "--plan",
+            "standard",
+            "--balance",
+            "10",
+        )
+        key = {"X-API-Key": created["api_key"]}
+        character = httpx.post(
+            f"{base}/v1/characters",
+            json={"name": "Vexa", "description": "A courier", "personality": "Defiant",
+                  "background": "The slums"},
+            headers=key,
+        ).json()  # fmt: skip
+        chat = f"{base}/v1/chat/{character['id']}/messages"
+        first = httpx.post(chat, json={"message": "Hi", "max_tokens": 4}, headers=key, timeout=60)
+        conversation = first.json()["conversation_id"]
+        balance_before = httpx.get(f"{base}/v1/user/me", headers=key).json()["balance"]
+        body = {"message": "Tell me a very long story.", "stream": True, "max_tokens": 1500,
+                "conversation_id": conversation}  # fmt: skip
+        with pytest.raises(httpx.TransportError):  # the connection dies with the server
+            kill_after_deltas(chat, body, key, proc, 3)
+    with serving(tmp_path, **beats) as (base, env, proc):
+        deadline = time.monotonic() + 20
+        while True:  # the sweep runs once the dead instance missed three beats
+            me = httpx.get(f"{base}/v1/user/me", headers=key).json()
+            used = me["subscription"]["chat_requests"]["used"]
+            if used == 1 and me["balance"] == balance_before:
+                break
+            assert time.monotonic() < deadline, me
+            time.sleep(0.1)
+        listed = httpx.get(
+            f"{base}/v1/chat/conversations/{conversation}/messages", headers=key
+        ).json()["data"]
+        assert [m.get("unanswered", False) for m in listed] == [True, False, False]
+        agents = httpx.get(
+            f"{base}/api/v1/conversations/{conversation}/messages",
+            headers={"Authorization": f"Bearer {key['X-API-Key']}"},
+        ).json()
+        assert [(m["role"], m.get("unanswered", False)) for m in agents] == [
+            ("user", False), ("agent", False), ("user", True)
+        ]  # fmt: skip
+        detail = httpx.get(f"{base}/v1/characters/{character['id']}", headers=key).json()
+        assert detail["stats"]["chat_count"] == 1
+        again = httpx.post(
+            f"{base}/v1/chat/{character['id']}/messages",
+            json={"message": "Are you there?", "max_tokens": 4, "conversation_id": conversation},
+            headers=key,
+            timeout=60,
+        )
+        assert again.status_code == 200, again.text
+        conv = httpx.get(f"{base}/v1/chat/conversations", headers=key).json()["data"][0]
+        assert conv["message_count"] == 5
+        me = httpx.get(f"{base}/v1/user/me", headers=key).json()
+        assert me["subscription"]["chat_requests"]["used"] == 2

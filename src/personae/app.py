@@ -23,6 +23,7 @@ from personae.api.middleware import (
 )
 from personae.character.tasks import refresh_trending_forever
 from personae.config import Settings
+from personae.conversation.chat import drain_releases
 from personae.db import migrate
 from personae.dialects.agents.routes import router as agents_router
 from personae.dialects.characters.routes import router as characters_router
@@ -87,6 +88,19 @@ async def preload_default_llm(state: AppState) -> None:
         log.warning("the default language model did not start: %s", exc.message)
 
 
+async def finish_turns(state: AppState) -> None:
+    """At shutdown, once requests have had their grace period: let releases under way end,
+    then release the turns this process still runs, so none is left half-charged."""
+    await drain_releases()
+    try:
+        released = await state.turns.stop()
+    except Exception:  # the database went first; the next start's sweep releases them
+        log.exception("could not release the chat turns still running at shutdown")
+        return
+    if released:
+        log.warning("released %d chat turns cut off by the shutdown", released)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -97,6 +111,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             await prepare_database(state)
             app.state.personae = state
+            await state.turns.beat()  # registered before the first turn can start
+            background.append(asyncio.create_task(state.turns.run_forever()))
             background.append(asyncio.create_task(refresh_trending_forever(state)))
             if settings.llm_preload:
                 background.append(asyncio.create_task(preload_default_llm(state)))
@@ -107,6 +123,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if hasattr(app.state, "personae"):
+                await finish_turns(state)
             await state.close()
 
     app = FastAPI(

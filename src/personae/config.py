@@ -124,7 +124,29 @@ class Settings(BaseSettings):
         default=86400, ge=0, description="How long a rotated-out secret still signs."
     )
     log_level: str = "info"
-    db_pool_size: int = Field(default=10, ge=1)
+    db_pool_size: int = Field(
+        default=10, ge=1, description="Database connections each process keeps open."
+    )
+    db_max_overflow: int = Field(
+        default=10, ge=0, description="Connections opened beyond the pool under load."
+    )
+    db_pool_timeout_seconds: float = Field(
+        default=10,
+        gt=0,
+        description="How long a request waits for a free connection; then 503 with Retry-After.",
+    )
+    turn_heartbeat_seconds: float = Field(
+        default=10,
+        gt=0,
+        description="How often a server records that it lives and sweeps the chat turns of "
+        "servers that stopped (silent for 3 beats): their holds are given back.",
+    )
+    shutdown_grace_seconds: int = Field(
+        default=30,
+        ge=0,
+        description="On SIGTERM, how long requests and streams in flight may finish; turns "
+        "still running then are released.",
+    )
 
     @field_validator("public_url")
     @classmethod

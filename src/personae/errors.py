@@ -67,6 +67,10 @@ class Conflict(PersonaeError):
     status, code, default_message = 409, "conflict", "Conflict"
 
 
+class ModelUnavailable(Conflict):
+    code, default_message = "model_unavailable", "The conversation's model is no longer offered"
+
+
 class PayloadTooLarge(PersonaeError):
     status, code, default_message = 413, "payload_too_large", "Request body too large"
 

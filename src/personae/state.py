@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from personae.config import Settings
 from personae.conversation.prompt import PromptTemplate
+from personae.conversation.turns import TurnLedger
 from personae.db.session import create_engine, create_sessionmaker
 from personae.engines.image.registry import ImageEngines
 from personae.engines.llm.registry import LLMEngines
@@ -33,6 +34,7 @@ class AppState:
     job_events: JobEvents
     image_jobs: ImageJobs
     webhook_deliveries: WebhookDeliveries
+    turns: TurnLedger
 
     @classmethod
     def build(cls, settings: Settings) -> AppState:
@@ -58,6 +60,7 @@ class AppState:
             events,
             jobs,
             WebhookDeliveries(settings, sessionmaker, queue.enqueue_delivery),
+            TurnLedger(sessionmaker, settings.turn_heartbeat_seconds),
         )
 
     async def close(self) -> None:

@@ -9,7 +9,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
-from personae.db.upsert import affected_rows
+from personae.db.upsert import affected_rows, insert_for
 from personae.models import Account, ApiKey, MonthlyUsage, Plan
 
 
@@ -84,6 +84,34 @@ class AccountRepository:
         return (await self.session.scalars(stmt)).all()
 
     # usage
+    async def reserve_chat_request(self, account_id: str, period: str, limit: int) -> bool:
+        await self.session.execute(
+            insert_for(self.session, MonthlyUsage)
+            .values(account_id=account_id, period=period, chat_requests=0)
+            .on_conflict_do_nothing()
+        )
+        result = await self.session.execute(
+            update(MonthlyUsage)
+            .where(
+                MonthlyUsage.account_id == account_id,
+                MonthlyUsage.period == period,
+                MonthlyUsage.chat_requests < limit,
+            )
+            .values(chat_requests=MonthlyUsage.chat_requests + 1)
+        )
+        return affected_rows(result) == 1
+
+    async def release_chat_request(self, account_id: str, period: str) -> None:
+        await self.session.execute(
+            update(MonthlyUsage)
+            .where(
+                MonthlyUsage.account_id == account_id,
+                MonthlyUsage.period == period,
+                MonthlyUsage.chat_requests > 0,
+            )
+            .values(chat_requests=MonthlyUsage.chat_requests - 1)
+        )
+
     async def chat_requests_in(self, account_id: str, period: str) -> int:
         stmt = select(func.coalesce(func.sum(MonthlyUsage.chat_requests), 0)).where(
             MonthlyUsage.account_id == account_id, MonthlyUsage.period == period

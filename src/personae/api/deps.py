@@ -116,7 +116,9 @@ ConversationServiceDep = Annotated[ConversationService, Depends(get_conversation
 
 
 def get_chat_service(state: StateDep) -> ChatService:
-    return ChatService(state.sessionmaker, state.llm_engines, state.prompt_template, state.storage)
+    return ChatService(
+        state.sessionmaker, state.llm_engines, state.prompt_template, state.storage, state.turns
+    )
 
 
 ChatServiceDep = Annotated[ChatService, Depends(get_chat_service)]

@@ -8,6 +8,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -18,6 +20,7 @@ from personae.errors import (
     NotFound,
     PayloadTooLarge,
     PersonaeError,
+    ServiceUnavailable,
     UnsupportedMediaType,
 )
 
@@ -87,6 +90,28 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_response(request.url.path, error)
 
 
+def database_busy(exc: BaseException) -> PersonaeError | None:
+    """503 with Retry-After for a database that is there but saturated: every pooled
+    connection in use past the pool timeout, or SQLite's write lock held past its busy
+    timeout. Anything else is not this (None)."""
+    saturated = isinstance(exc, SATimeoutError) or (
+        isinstance(exc, OperationalError) and "database is locked" in str(exc)
+    )
+    if not saturated:
+        return None
+    return ServiceUnavailable(
+        "The database is saturated; try again shortly", headers={"Retry-After": "2"}
+    )
+
+
+async def _database_error(request: Request, exc: Exception) -> Response:
+    error = database_busy(exc)
+    if error is None:
+        return await _unexpected(request, exc)
+    log.warning("database saturated on %s %s: %s", request.method, request.url.path, exc)
+    return error_response(request.url.path, error)
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(request.url.path, PersonaeError())
@@ -96,4 +121,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(PersonaeError, _personae_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(SATimeoutError, _database_error)
+    app.add_exception_handler(OperationalError, _database_error)
     app.add_exception_handler(Exception, _unexpected)

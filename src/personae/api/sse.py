@@ -15,6 +15,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from personae.api.dialect import dialect_of, error_body
+from personae.api.errors import database_busy
 from personae.conversation.chat import PreparedTurn, TurnResult
 from personae.engines.llm.base import Delta
 from personae.errors import PersonaeError
@@ -55,9 +56,11 @@ def stream_turn(
                     yield _event("message", render(event))
         except PersonaeError as exc:
             yield _event("error", error_body(dialect_of(path), exc))
-        except Exception:  # the response has started: report in-band, log the cause
-            log.exception("generation failed mid-stream on %s", path)
-            yield _event("error", error_body(dialect_of(path), PersonaeError()))
+        except Exception as exc:  # the response has started: report in-band, log the cause
+            busy = database_busy(exc)
+            if busy is None:
+                log.exception("generation failed mid-stream on %s", path)
+            yield _event("error", error_body(dialect_of(path), busy or PersonaeError()))
 
     return ClosingStreamingResponse(
         events(),

@@ -257,6 +257,13 @@ class CharacterRepository:
         )
 
     async def add_activity(self, character_id: str, day: date, chats: int) -> None:
+        # The character's row first, then its day's bucket: the lock order
+        # (account/billing.py), which a turn that also bumps `chat_count` follows too.
+        await self.session.execute(
+            update(Character)
+            .where(Character.id == character_id)
+            .values(chats_7d=Character.chats_7d + chats)
+        )
         stmt = insert_for(self.session, CharacterActivity).values(
             character_id=character_id, day=day, chats=chats
         )
@@ -265,11 +272,6 @@ class CharacterRepository:
                 index_elements=["character_id", "day"],
                 set_={"chats": CharacterActivity.chats + stmt.excluded.chats},
             )
-        )
-        await self.session.execute(
-            update(Character)
-            .where(Character.id == character_id)
-            .values(chats_7d=Character.chats_7d + chats)
         )
 
     async def increment_chat_count(self, character_id: str) -> None:

@@ -46,7 +46,8 @@ def not_found(character_id: str) -> NotFound:
 
 
 class CharacterService:
-    def __init__(self, session: AsyncSession, storage: Storage, max_upload_bytes: int) -> None:
+    def __init__(self, session: AsyncSession, storage: Storage, max_upload_bytes: int = 0) -> None:
+        """`max_upload_bytes` bounds uploaded images (0: an instance that takes none)."""
         self.repo = CharacterRepository(session)
         self.models = ModelRepository(session)
         self.storage = storage

@@ -41,6 +41,7 @@ def serve(
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level,
+            timeout_graceful_shutdown=settings.shutdown_grace_seconds,
         )
         return
     # Several processes: each imports the factory and reads the same environment.
@@ -54,6 +55,7 @@ def serve(
         port=settings.port,
         workers=workers,
         log_level=settings.log_level,
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
 
 

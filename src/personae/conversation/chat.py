@@ -2,10 +2,14 @@
 transaction open, the answer in a second one.
 
 Holding a transaction across a generation of seconds would pin a connection and, on
-SQLite, the write lock; so a turn commits twice. Quota and balance are reserved by
-conditional updates in the first transaction (two concurrent requests cannot both spend
-the last unit) and settled, or given back if the engine fails or the client goes away,
-afterwards. The user's message stays stored whatever the engine does.
+SQLite, the write lock; so a turn commits twice, and every read before the generation
+happens in a session of its own that is closed before the engine is awaited. The first
+transaction reads what it needs (the conversation, the history that fits), then writes in
+the house's lock order (account/billing.py): the quota and balance hold, the conversation
+and the user's message, the character's counters, the turn's reservation record
+(conversation/turns.py). The second claims the record, charges the real price and stores
+the answer. A turn that fails, whose client goes away, or whose server dies, is released
+instead: the hold given back, the user's message kept and marked unanswered.
 """
 
 from __future__ import annotations
@@ -21,25 +25,21 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from personae.account.repository import AccountRepository
-from personae.account.service import month_period, next_month_start
-from personae.character.repository import CharacterRepository
+from personae.account.billing import Billing, Hold
 from personae.character.service import CharacterService
 from personae.conversation.fields import TurnOptions
 from personae.conversation.prompt import STOP_SEQUENCES, FittedHistory, PromptTemplate, fit_history
 from personae.conversation.repository import ConversationRepository
-from personae.conversation.service import owned_conversation
+from personae.conversation.service import ConversationService, owned_conversation
+from personae.conversation.turns import TurnLedger
 from personae.db.base import utcnow
 from personae.engines.llm.base import ChatMessage, Delta, Finish, GenerationParams, LLMEngine, Role
 from personae.engines.llm.registry import LLMEngines
-from personae.errors import InvalidRequest, PaymentRequired, QuotaExceeded
+from personae.errors import EngineUnavailable, InvalidRequest
 from personae.ids import new_id
 from personae.image.storage import Storage
 from personae.model.service import ModelService
 from personae.models import Account, Character, Conversation, Message, Model
-from personae.webhook import payloads
-from personae.webhook.events import emit
-from personae.webhook.payloads import emit_message_posted
 
 log = logging.getLogger("personae")
 # Held above the estimate, for what a chat template adds that we cannot count (a default
@@ -69,8 +69,8 @@ class PreparedTurn:
     messages: list[ChatMessage]
     options: TurnOptions
     history: FittedHistory
-    hold_micros: int
-    period: str
+    hold: Hold
+    turn_id: str
     conversation: Conversation | None = None
     character_id: str | None = None
     _used: bool = field(default=False, repr=False)
@@ -113,6 +113,12 @@ class PreparedTurn:
                 task.add_done_callback(_background.discard)
 
 
+async def drain_releases() -> None:
+    """Wait for the releases of failed turns that are still running (at shutdown)."""
+    if _background:
+        await asyncio.gather(*_background, return_exceptions=True)
+
+
 class ChatService:
     def __init__(
         self,
@@ -120,39 +126,17 @@ class ChatService:
         engines: LLMEngines,
         template: PromptTemplate,
         storage: Storage,
+        ledger: TurnLedger,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.engines = engines
         self.template = template
         self.storage = storage
+        self.ledger = ledger
 
     # preparing turns
-    async def _model(
-        self, session: AsyncSession, llm_id: str | None, *, fall_back: bool = False
-    ) -> Model:
-        return await ModelService(session).resolve_llm(llm_id, fall_back=fall_back)
-
-    async def _reserve(
-        self,
-        repo: ConversationRepository,
-        account: Account,
-        model: Model,
-        prompt_tokens: int,
-        options: TurnOptions,
-    ) -> tuple[str, int]:
-        """Take one chat request from the month's quota and hold the most the turn can cost."""
-        now = utcnow()
-        period = month_period(now)
-        quota = account.effective_chat_quota
-        if not await repo.reserve_chat_request(account.id, period, quota):
-            raise QuotaExceeded(quota, next_month_start(now).isoformat())
-        hold = cost_micros(model, prompt_tokens + options.max_tokens + HOLD_MARGIN_TOKENS)
-        if hold and not await AccountRepository(repo.session).take_balance(account.id, hold):
-            raise PaymentRequired(
-                "Insufficient account balance",
-                details={"required": hold / 1_000_000, "model": model.id},
-            )
-        return period, hold
+    async def _model(self, session: AsyncSession, llm_id: str | None) -> Model:
+        return await ModelService(session).resolve_llm(llm_id)
 
     async def _fit(
         self,
@@ -192,10 +176,11 @@ class ChatService:
     ) -> PreparedTurn:
         async with self.sessionmaker() as session:
             conversation = await self._owned(session, account, conversation_id)
-            # An explicit llm_id must exist; the conversation's own may have gone away.
-            model = await self._model(
-                session, llm_id or conversation.llm_id, fall_back=llm_id is None
-            )
+            # An explicit llm_id must be enabled; the conversation's own may have gone away.
+            if llm_id is not None:
+                model = await self._model(session, llm_id)
+            else:
+                model = await ModelService(session).resolve_conversation_llm(conversation.llm_id)
         engine = await self.engines.get(model)
         engine.check_capacity()  # a full engine refuses before anything is written
         return await self._prepare_stored_turn(
@@ -209,10 +194,11 @@ class ChatService:
         conversation_id: str | None,
         content: str,
         options: TurnOptions,
-        characters: CharacterService,
     ) -> PreparedTurn:
         async with self.sessionmaker() as session:
-            character = await characters.get_visible(account, character_id)
+            character = await CharacterService(session, self.storage).get_visible(
+                account, character_id
+            )
             if conversation_id is not None:
                 conversation = await self._owned(session, account, conversation_id)
                 if conversation.character_id != character.id:
@@ -220,7 +206,7 @@ class ChatService:
                         "conversation_id: that conversation is with another character",
                         details={"field": "conversation_id"},
                     )
-                model = await self._model(session, conversation.llm_id, fall_back=True)
+                model = await ModelService(session).resolve_conversation_llm(conversation.llm_id)
             else:
                 model = await self._model(session, None)
         engine = await self.engines.get(model)
@@ -240,41 +226,40 @@ class ChatService:
         options: TurnOptions,
     ) -> PreparedTurn:
         async with self.sessionmaker.begin() as session:
-            repo = ConversationRepository(session)
+            conversations = ConversationService(session, CharacterService(session, self.storage))
             now = utcnow()
-            if conversation_id is None:
-                assert new_with is not None
-                conversation = Conversation(
-                    id=new_id("conv"),
-                    account_id=account.id,
-                    character_id=new_with.id,
-                    title=new_with.name,
-                    system_prompt="",
-                    llm_id=model.id,
-                    created_at=now,
-                    updated_at=now,
-                    message_count=0,
-                )
-                await repo.add(conversation)
-                await CharacterRepository(session).increment_chat_count(new_with.id)
-                conversation = await self._owned(session, account, conversation.id)
-                await emit(session, account.id, "conversation.created",
-                           payloads.conversation(self.storage, conversation, None))  # fmt: skip
-            else:
-                conversation = await self._owned(session, account, conversation_id)
+            # Reads first: they lock nothing.
+            conversation = None
+            if conversation_id is not None:
+                conversation = await conversations.get(account, conversation_id)
+            character = conversation.character if conversation else new_with
             system = self.template.system_message(
-                conversation.character, conversation.system_prompt
+                character, conversation.system_prompt if conversation else ""
             )
-            fitted = await self._fit(engine, repo, conversation, [system, content], options)
-            period, hold = await self._reserve(repo, account, model, fitted.prompt_tokens, options)
-            user_message = Message(id=new_id("msg"), role="user", content=content, created_at=now)
-            await repo.append(conversation.id, user_message, now)
-            await emit(session, account.id, "message.created",
-                       payloads.message(self.storage, conversation, user_message))  # fmt: skip
-            if conversation.character_id:
-                await CharacterRepository(session).add_activity(
-                    conversation.character_id, now.date(), 1
+            fitted = await self._fit(
+                engine, conversations.repo, conversation, [system, content], options
+            )
+            # Then the writes, in the lock order: money, conversation, character, records.
+            hold = await Billing(session).hold(
+                account,
+                cost_micros(model, fitted.prompt_tokens + options.max_tokens + HOLD_MARGIN_TOKENS),
+                chat_request=True,
+                model_id=model.id,
+                now=now,
+            )
+            if conversation is None:
+                assert new_with is not None
+                conversation = await conversations.create(
+                    account, new_with.name, "", model.id, new_with.id
                 )
+            elif conversation.llm_id != model.id:
+                await conversations.switch_model(conversation, model.id)
+            user_message = await conversations.add_message(account, conversation, "user", content)
+            if conversation.character_id:
+                await conversations.characters.record_chat_activity(conversation.character_id, now)
+            turn_id = await self.ledger.start(
+                session, hold, model.id, conversation.id, user_message.id
+            )
         messages = ([ChatMessage("system", system)] if system else []) + fitted.messages
         messages.append(ChatMessage("user", content))
         return PreparedTurn(
@@ -286,7 +271,7 @@ class ChatService:
             options,
             fitted,
             hold,
-            period,
+            turn_id,
             conversation=conversation,
             character_id=conversation.character_id,
         )
@@ -296,12 +281,15 @@ class ChatService:
         account: Account,
         messages: list[tuple[Role, str]],
         llm_id: str,
-        agent: Character | None,
+        agent_id: str | None,
         options: TurnOptions,
     ) -> PreparedTurn:
         """A stateless completion: nothing is stored but the usage and the charge."""
         async with self.sessionmaker() as session:
             model = await self._model(session, llm_id)
+            agent = None
+            if agent_id is not None:
+                agent = await CharacterService(session, self.storage).get_visible(account, agent_id)
         engine = await self.engines.get(model)
         engine.check_capacity()  # a full engine refuses before anything is written
         system = self.template.system_message(agent, "")
@@ -309,9 +297,14 @@ class ChatService:
             ChatMessage(r, c) for r, c in messages
         ]
         async with self.sessionmaker.begin() as session:
-            repo = ConversationRepository(session)
             fitted = await self._fit(engine, None, None, [m.content for m in chat], options)
-            period, hold = await self._reserve(repo, account, model, fitted.prompt_tokens, options)
+            hold = await Billing(session).hold(
+                account,
+                cost_micros(model, fitted.prompt_tokens + options.max_tokens + HOLD_MARGIN_TOKENS),
+                chat_request=True,
+                model_id=model.id,
+            )
+            turn_id = await self.ledger.start(session, hold, model.id, None, None)
         return PreparedTurn(
             self,
             account,
@@ -321,7 +314,7 @@ class ChatService:
             options,
             fitted,
             hold,
-            period,
+            turn_id,
             character_id=agent.id if agent else None,
         )
 
@@ -334,17 +327,18 @@ class ChatService:
         # Engines that report no usage (some servers) are charged on our own count.
         prompt_tokens = finish.prompt_tokens or turn.history.prompt_tokens
         charged = min(
-            cost_micros(turn.model, prompt_tokens + finish.completion_tokens), turn.hold_micros
+            cost_micros(turn.model, prompt_tokens + finish.completion_tokens), turn.hold.micros
         )
         message_id = new_id("msg")
         async with self.sessionmaker.begin() as session:
-            repo = ConversationRepository(session)
-            if turn.hold_micros:
-                await AccountRepository(session).add_balance(
-                    turn.account.id, turn.hold_micros - charged
-                )
+            if not await self.ledger.settle(session, turn.turn_id, turn.hold, charged):
+                # Released meanwhile (its instance was taken for dead): nothing to store.
+                raise EngineUnavailable("The turn was abandoned before its answer was stored")
             conversation = None
             if turn.conversation is not None:
+                conversations = ConversationService(
+                    session, CharacterService(session, self.storage)
+                )
                 message = Message(
                     id=message_id,
                     role="agent",
@@ -352,10 +346,7 @@ class ChatService:
                     created_at=now,
                     tokens=finish.completion_tokens,
                 )
-                await repo.append(turn.conversation.id, message, now)
-                conversation = await repo.get_owned(turn.account.id, turn.conversation.id)
-                assert conversation is not None
-                await emit_message_posted(session, self.storage, conversation, message)
+                conversation = await conversations.post_answer(turn.conversation, message)
         thought = None
         if turn.options.verbose:
             thought = {
@@ -382,12 +373,8 @@ class ChatService:
 
     async def _release(self, turn: PreparedTurn) -> None:
         try:
-            async with self.sessionmaker.begin() as session:
-                repo = ConversationRepository(session)
-                await repo.release_chat_request(turn.account.id, turn.period)
-                if turn.hold_micros:
-                    await AccountRepository(session).add_balance(turn.account.id, turn.hold_micros)
-        except Exception:  # the turn already failed; a failed refund is logged for the operator
+            await self.ledger.release(turn.turn_id)
+        except Exception:  # the turn already failed; the sweep gives the hold back later
             log.exception("could not release the reservation of a failed turn")
 
     # conversations

@@ -103,8 +103,23 @@ async def fit_history(
             break
     kept.reverse()
     return FittedHistory(
-        messages=[ChatMessage(ROLES[m.role], m.content) for m in kept if m.content],
+        messages=merge_consecutive([ChatMessage(ROLES[m.role], m.content) for m in kept]),
         kept=len(kept),
         dropped=total_before - len(kept),
         prompt_tokens=used,
     )
+
+
+def merge_consecutive(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
+    """The history as the model should see it: empty messages (an image's) left out, and
+    messages of one role in a row (a question that got no answer, then the next) joined
+    into one, so that roles alternate as chat templates expect."""
+    merged: list[ChatMessage] = []
+    for message in messages:
+        if not message.content:
+            continue
+        if merged and merged[-1].role == message.role:
+            merged[-1] = ChatMessage(message.role, f"{merged[-1].content}\n\n{message.content}")
+        else:
+            merged.append(message)
+    return merged

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, joinedload
 
-from personae.db.upsert import affected_rows, insert_for
-from personae.models import Conversation, Message, MonthlyUsage
+from personae.db.upsert import affected_rows
+from personae.models import ChatTurn, Conversation, Message, ServerInstance
 from personae.pagination import PageRequest
 
 
@@ -21,6 +21,11 @@ class ConversationRepository:
     async def add(self, conversation: Conversation) -> None:
         self.session.add(conversation)
         await self.session.flush()
+
+    async def set_model(self, conversation_id: str, model_id: str) -> None:
+        await self.session.execute(
+            update(Conversation).where(Conversation.id == conversation_id).values(llm_id=model_id)
+        )
 
     async def get_owned(self, account_id: str, conversation_id: str) -> Conversation | None:
         stmt = (
@@ -108,30 +113,71 @@ class ConversationRepository:
         return (await self.session.scalars(stmt)).all()
 
     # quota and balance: conditional updates, so concurrent requests cannot overspend
-    async def reserve_chat_request(self, account_id: str, period: str, limit: int) -> bool:
-        await self.session.execute(
-            insert_for(self.session, MonthlyUsage)
-            .values(account_id=account_id, period=period, chat_requests=0)
-            .on_conflict_do_nothing()
-        )
-        result = await self.session.execute(
-            update(MonthlyUsage)
-            .where(
-                MonthlyUsage.account_id == account_id,
-                MonthlyUsage.period == period,
-                MonthlyUsage.chat_requests < limit,
-            )
-            .values(chat_requests=MonthlyUsage.chat_requests + 1)
-        )
-        return affected_rows(result) == 1
 
-    async def release_chat_request(self, account_id: str, period: str) -> None:
-        await self.session.execute(
-            update(MonthlyUsage)
-            .where(
-                MonthlyUsage.account_id == account_id,
-                MonthlyUsage.period == period,
-                MonthlyUsage.chat_requests > 0,
+
+class TurnRepository:
+    """Every SQL statement about chat turns' reservations and the server instances that
+    run them."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, turn: ChatTurn) -> None:
+        self.session.add(turn)
+        await self.session.flush()
+
+    async def claim(
+        self, turn_id: str, status: str, now: datetime, charged_micros: int | None = None
+    ) -> ChatTurn | None:
+        """Move a running turn to `status`, once: the turn as it was, or None if it had
+        already been settled or released (the conditional update is the lock order's
+        step 0)."""
+        row = (
+            await self.session.execute(
+                update(ChatTurn)
+                .where(ChatTurn.id == turn_id, ChatTurn.status == "running")
+                .values(status=status, finished_at=now, charged_micros=charged_micros)
+                .returning(ChatTurn)
             )
-            .values(chat_requests=MonthlyUsage.chat_requests - 1)
+        ).scalar_one_or_none()
+        return row
+
+    async def abandoned(self, live_since: datetime, limit: int = 500) -> Sequence[str]:
+        """Running turns whose instance has not beaten since `live_since` (or is gone)."""
+        live = select(ServerInstance.id).where(ServerInstance.heartbeat_at >= live_since)
+        stmt = (
+            select(ChatTurn.id)
+            .where(ChatTurn.status == "running", ChatTurn.instance_id.not_in(live))
+            .order_by(ChatTurn.created_at)
+            .limit(limit)
         )
+        return (await self.session.scalars(stmt)).all()
+
+    async def running_of(self, instance_id: str) -> Sequence[str]:
+        stmt = select(ChatTurn.id).where(
+            ChatTurn.status == "running", ChatTurn.instance_id == instance_id
+        )
+        return (await self.session.scalars(stmt)).all()
+
+    async def mark_unanswered(self, message_id: str) -> None:
+        await self.session.execute(
+            update(Message).where(Message.id == message_id).values(unanswered=True)
+        )
+
+    # instances
+    async def beat(self, instance_id: str, pid: int, now: datetime) -> None:
+        updated = await self.session.execute(
+            update(ServerInstance).where(ServerInstance.id == instance_id).values(heartbeat_at=now)
+        )
+        if not affected_rows(updated):
+            self.session.add(
+                ServerInstance(id=instance_id, pid=pid, started_at=now, heartbeat_at=now)
+            )
+            await self.session.flush()
+
+    async def forget_instances(self, instance_id: str | None, silent_since: datetime) -> None:
+        """Drop this instance's row (it stops) and those of instances long silent."""
+        condition = ServerInstance.heartbeat_at < silent_since
+        if instance_id is not None:
+            condition = condition | (ServerInstance.id == instance_id)
+        await self.session.execute(delete(ServerInstance).where(condition))

@@ -16,6 +16,7 @@ from personae.models import Account, Conversation, Message
 from personae.pagination import Page, PageRequest
 from personae.webhook import payloads
 from personae.webhook.events import emit
+from personae.webhook.payloads import emit_message_posted
 
 
 async def owned_conversation(
@@ -69,15 +70,37 @@ class ConversationService:
         await emit(session, account.id, "conversation.created",
                    payloads.conversation(storage, created, None))  # fmt: skip
         for role, content in initial:
-            message = Message(id=new_id("msg"), role=role, content=content, created_at=utcnow())
-            await self.repo.append(conversation.id, message, message.created_at)
-            await emit(session, account.id, "message.created",
-                       payloads.message(storage, created, message))  # fmt: skip
+            await self.add_message(account, created, role, content)
         if initial:
             await session.refresh(
                 created, ["message_count", "last_message_at", "last_message_id", "updated_at"]
             )
         return created
+
+    async def add_message(
+        self, account: Account, conversation: Conversation, role: str, content: str
+    ) -> Message:
+        """Append a message (numbered, the conversation's counters moved) and announce it."""
+        message = Message(id=new_id("msg"), role=role, content=content, created_at=utcnow())
+        await self.repo.append(conversation.id, message, message.created_at)
+        storage = self.characters.storage
+        await emit(self.repo.session, account.id, "message.created",
+                   payloads.message(storage, conversation, message))  # fmt: skip
+        return message
+
+    async def post_answer(self, conversation: Conversation, message: Message) -> Conversation:
+        """Store a generated answer; the conversation as it now stands."""
+        await self.repo.append(conversation.id, message, message.created_at)
+        updated = await self.repo.get_owned(conversation.account_id, conversation.id)
+        assert updated is not None  # the turn's first transaction made or found it
+        await emit_message_posted(self.repo.session, self.characters.storage, updated, message)
+        return updated
+
+    async def switch_model(self, conversation: Conversation, model_id: str) -> None:
+        """Record that the conversation now runs on another model (its own was disabled
+        and the default costs no more: model/service.py)."""
+        await self.repo.set_model(conversation.id, model_id)
+        conversation.llm_id = model_id
 
     async def list(
         self, account: Account, page: PageRequest

@@ -21,14 +21,19 @@ def is_sqlite(url: str) -> bool:
 
 def create_engine(settings: Settings) -> AsyncEngine:
     url = settings.resolved_database_url
+    pool = {
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_max_overflow,
+        "pool_timeout": settings.db_pool_timeout_seconds,
+    }
     if is_sqlite(url):
+        # One file, one writer at a time (WAL lets readers run beside it): a connection
+        # waits for the write lock up to the busy timeout rather than failing at once.
         settings.ensure_data_dir()
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, **pool)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(
-        url, pool_size=settings.db_pool_size, max_overflow=settings.db_pool_size, pool_pre_ping=True
-    )
+    return create_async_engine(url, pool_pre_ping=True, **pool)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from personae.account.repository import AccountRepository
+from personae.account.billing import Billing, Hold
 from personae.character.repository import CharacterRepository
 from personae.config import Settings
 from personae.conversation.repository import ConversationRepository
@@ -264,8 +264,8 @@ class ImageJobs:
                 .returning(Image.account_id, Image.cost_micros)
             )
             row = failed.first()
-            if row is not None and row.cost_micros:
-                await AccountRepository(session).add_balance(row.account_id, row.cost_micros)
+            if row is not None:  # the claim above: refunded once, whoever fails it
+                await Billing(session).release(Hold(row.account_id, "", False, row.cost_micros))
         self.events.finished(image_id)
 
     # recovering

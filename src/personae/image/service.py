@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from personae.account.repository import AccountRepository
+from personae.account.billing import Billing
 from personae.conversation.repository import ConversationRepository
 from personae.conversation.service import owned_conversation
 from personae.db.base import utcnow
@@ -21,7 +21,7 @@ from personae.db.hooks import after_commit
 from personae.db.paging import fetch_page
 from personae.engines.image.base import ImageDefaults
 from personae.engines.image.registry import IMAGE_ENGINES
-from personae.errors import NotFound, PaymentRequired
+from personae.errors import NotFound
 from personae.ids import new_id
 from personae.image.jobs import ImageStatus, JobEvents
 from personae.model.service import ModelService
@@ -73,13 +73,9 @@ class ImageService:
             )
         defaults = IMAGE_ENGINES.validate(model.engine, model.settings)
         assert isinstance(defaults, ImageDefaults)
-        if model.cost_micros and not await AccountRepository(self.session).take_balance(
-            account.id, model.cost_micros
-        ):
-            raise PaymentRequired(
-                "Insufficient account balance",
-                details={"required": model.cost_micros / 1_000_000, "model": model.id},
-            )
+        await Billing(self.session).hold(
+            account, model.cost_micros, chat_request=False, model_id=model.id
+        )
         now = utcnow()
         image = Image(
             id=new_id("img"),

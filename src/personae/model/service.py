@@ -15,7 +15,7 @@ from personae.db.base import utcnow
 from personae.engines.image.registry import IMAGE_ENGINES
 from personae.engines.llm.native import BUILTIN_PREFIX, builtin_available
 from personae.engines.llm.registry import LLM_ENGINES
-from personae.errors import InvalidRequest, NotFound, ServiceUnavailable
+from personae.errors import InvalidRequest, ModelUnavailable, NotFound, ServiceUnavailable
 from personae.ids import new_id
 from personae.model.repository import ModelRepository
 from personae.models import Model
@@ -40,14 +40,10 @@ class ModelService:
     async def list_all(self) -> Sequence[Model]:
         return await self.repo.list_all()
 
-    async def resolve_llm(self, llm_id: str | None, *, fall_back: bool = False) -> Model:
-        """The named enabled LLM, or the default (the oldest enabled one). With `fall_back`,
-        a named model that is gone or disabled also gives the default (a conversation's
-        stored model, which the caller did not choose in this request)."""
+    async def resolve_llm(self, llm_id: str | None) -> Model:
+        """The named enabled LLM (400 if there is none), or the default: the oldest enabled."""
         if llm_id is not None:
             model = await self.repo.get_enabled(llm_id, ModelType.LLM)
-            if model is None and fall_back:
-                return await self.resolve_llm(None)
             if model is None:
                 raise InvalidRequest(
                     f"llm_id: no enabled language model {llm_id!r}", details={"field": "llm_id"}
@@ -57,6 +53,26 @@ class ModelService:
         if not models:
             raise ServiceUnavailable("No language model is registered (see `personae models add`)")
         return models[0]
+
+    async def resolve_conversation_llm(self, stored_id: str | None) -> Model:
+        """The model a conversation runs on: its own while it is enabled. Once the operator
+        disabled or removed it, the default takes over only if it costs no more (a user is
+        never charged more by a model they did not choose; the caller records the switch);
+        otherwise 409 `model_unavailable`."""
+        if stored_id is not None:
+            model = await self.repo.get_enabled(stored_id, ModelType.LLM)
+            if model is not None:
+                return model
+        default = await self.resolve_llm(None)
+        old = await self.repo.get(stored_id) if stored_id is not None else None
+        if default.cost_micros <= (old.cost_micros if old is not None else 0):
+            return default
+        raise ModelUnavailable(
+            f"The model this conversation uses ({old.name if old else stored_id}) is no longer "
+            f"offered, and the default ({default.name}) costs more: choose a model with "
+            f"`llm_id`, or start a new conversation",
+            details={"llm_id": stored_id, "default_llm_id": default.id},
+        )
 
     async def register(
         self,

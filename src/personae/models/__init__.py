@@ -7,6 +7,7 @@ from personae.models.conversation import Conversation, Message
 from personae.models.image import Image
 from personae.models.model import Model
 from personae.models.plan import Plan
+from personae.models.turn import ChatTurn, ServerInstance
 from personae.models.usage import MonthlyUsage
 from personae.models.webhook import Webhook, WebhookDelivery, WebhookEvent
 
@@ -16,6 +17,7 @@ __all__ = [
     "Character",
     "CharacterActivity",
     "CharacterTag",
+    "ChatTurn",
     "Conversation",
     "Favorite",
     "Image",
@@ -24,6 +26,7 @@ __all__ = [
     "Model",
     "MonthlyUsage",
     "Plan",
+    "ServerInstance",
     "Webhook",
     "WebhookDelivery",
     "WebhookEvent",

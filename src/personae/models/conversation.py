@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from personae.db.base import Base, UTCDateTime, utcnow
@@ -50,5 +50,8 @@ class Message(Base):
     image_key: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     tokens: Mapped[int | None] = mapped_column(Integer)  # completion tokens, for agent turns
+    # A user's message whose turn ended without an answer (the engine failed, the client
+    # went away, the server died): a client can retry or delete it.
+    unanswered: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     __table_args__ = (Index("uq_messages_conversation_seq", "conversation_id", "seq", unique=True),)

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, status
 
 from personae.api.deps import (
-    CharacterServiceDep,
     ChatServiceDep,
     ConversationServiceDep,
     CurrentAccount,
@@ -59,6 +58,7 @@ def message_out(storage: Storage, m: Message) -> MessageOut:
         role=m.role,
         created_at=m.created_at,
         image_url=storage.url_for(m.image_key),
+        unanswered=m.unanswered,
     )
 
 
@@ -151,12 +151,10 @@ async def create_completion(
     request: Request,
     account: CurrentAccount,
     chat: ChatServiceDep,
-    characters: CharacterServiceDep,
     settings: SettingsDep,
 ) -> Any:
-    agent = await characters.get_visible(account, body.agent_id) if body.agent_id else None
     messages = [(ROLES[m.role], m.content) for m in body.messages]
     turn = await chat.prepare_completion(
-        account, messages, body.llm_id, agent, body.turn_options(settings.chat_max_tokens)
+        account, messages, body.llm_id, body.agent_id, body.turn_options(settings.chat_max_tokens)
     )
     return await respond(turn, body.stream, request, turn_out)

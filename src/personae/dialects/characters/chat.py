@@ -7,7 +7,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from personae.api.deps import (
-    CharacterServiceDep,
     ChatServiceDep,
     ConversationServiceDep,
     CurrentAccount,
@@ -54,12 +53,11 @@ async def send_message(
     request: Request,
     account: CurrentAccount,
     chat: ChatServiceDep,
-    characters: CharacterServiceDep,
     settings: SettingsDep,
 ) -> Any:
     options = body.turn_options(settings.chat_max_tokens)
     turn = await chat.prepare_character_turn(
-        account, character_id, body.conversation_id, body.message, options, characters
+        account, character_id, body.conversation_id, body.message, options
     )
     return await respond(turn, body.stream, request, turn_out)
 

@@ -62,6 +62,7 @@ def chat_message(storage: Storage, conversation: Conversation, m: Message) -> Ch
         created_at=m.created_at,
         is_character=is_character,
         image_url=storage.url_for(m.image_key),
+        unanswered=m.unanswered,
     )
 
 

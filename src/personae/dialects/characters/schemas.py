@@ -202,6 +202,12 @@ class ChatMessageOut(BaseModel):
     created_at: Timestamp
     is_character: bool
     image_url: str | None = None
+    unanswered: bool = Field(
+        default=False,
+        exclude_if=lambda v: not v,
+        description="Only on a user's message whose turn ended without an answer (the engine "
+        "failed, the client went away, the server stopped): retry it, or delete it.",
+    )
     thought_process: dict[str, Any] | None = Field(
         default=None, exclude_if=lambda v: v is None, description="Only with `verbose`."
     )
