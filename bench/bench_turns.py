@@ -92,7 +92,8 @@ class Load:
 
     async def turn(
         self, client: httpx.AsyncClient, key: str, body: dict[str, Any], char: str
-    ) -> None:
+    ) -> str | None:
+        """One turn; the conversation it was in, if it was answered as JSON."""
         path = f"{self.base}/v1/chat/{char}/messages"
         headers = {"X-API-Key": key}
         if body.get("stream"):
@@ -109,10 +110,11 @@ class Load:
         if status == 200:
             self.turns += 1
             if not body.get("stream"):
-                return
+                return str(json.loads(data)["conversation_id"])
         elif status >= 500:
             self.errors += 1
             log(f"  turn answered {status}: {data[:200]}")
+        return None
 
     async def client(self, i: int, until: float) -> None:
         key = self.keys[i % len(self.keys)]
@@ -125,14 +127,7 @@ class Load:
                 body["stream"] = n % 2 == 1
                 if conversation is not None and n % 4 >= 2:
                     body["conversation_id"] = conversation
-                before = self.turns
-                await self.turn(client, key, body, char)
-                if conversation is None and self.turns > before:
-                    response = await client.get(
-                        f"{self.base}/v1/chat/conversations?limit=1", headers={"X-API-Key": key}
-                    )
-                    mine = [c for c in response.json()["data"] if c["character_id"] == char]
-                    conversation = mine[0]["id"] if mine else None
+                conversation = await self.turn(client, key, body, char) or conversation
                 n += 1
 
 
@@ -218,6 +213,7 @@ def bench_backend(name: str, database_url: str | None, data_dir: Path) -> dict[s
         "PERSONAE_PORT": str(port),
         "PERSONAE_EMBEDDED_LLM": "false",
         "PERSONAE_LOG_LEVEL": "warning",
+        "PERSONAE_SHUTDOWN_GRACE_SECONDS": "5",
     }
     env.pop("PERSONAE_REDIS_URL", None)
     if database_url:
@@ -225,6 +221,7 @@ def bench_backend(name: str, database_url: str | None, data_dir: Path) -> dict[s
     else:
         env.pop("PERSONAE_DATABASE_URL", None)
     server = None
+    server_log = (data_dir.parent / f"{name}-server.log").open("wb")
     try:
         wait_http(f"http://127.0.0.1:{engine_port}/v1/models", double)
         cli(env, "models", "add", "--name", "Double", "--engine", "openai",
@@ -239,7 +236,7 @@ def bench_backend(name: str, database_url: str | None, data_dir: Path) -> dict[s
                 "--monthly-chat-requests", "10000000")  # fmt: skip
         server = subprocess.Popen(
             [sys.executable, "-m", "personae", "serve"], env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=server_log, stderr=server_log,
         )  # fmt: skip
         base = f"http://127.0.0.1:{port}"
         wait_http(f"{base}/health", server)
@@ -260,6 +257,7 @@ def bench_backend(name: str, database_url: str | None, data_dir: Path) -> dict[s
             if proc is not None:
                 proc.terminate()
                 proc.wait(timeout=60)
+        server_log.close()
 
 
 def _pg_dsn(database: str) -> str:
@@ -278,6 +276,7 @@ async def _pg_admin(sql: str) -> None:
 def main() -> dict[str, float]:
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="personae-bench-") as tmp:
+        log(f" logs in {tmp}")
         figures.update(bench_backend("sqlite", None, Path(tmp) / "sqlite"))
         name = f"personae_bench_{uuid.uuid4().hex[:10]}"
         asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))

@@ -13,6 +13,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -97,6 +98,15 @@ async def _truncate(settings: Settings) -> None:
             await conn.execute(text(f"TRUNCATE {tables} CASCADE"))
     finally:
         await engine.dispose()
+
+
+@asynccontextmanager
+async def truncate(settings: Settings) -> AsyncIterator[None]:
+    """Empty the PostgreSQL tables after a test that runs apps of its own (not `app`)."""
+    try:
+        yield
+    finally:
+        await _truncate(settings)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import func, select, text
 
-from conftest import MakeAccount, create_account, make_client
+from conftest import MakeAccount, create_account, make_client, truncate
 from helpers import agents_error, bearer, characters_error, x_api_key
 from personae.account.service import AccountService, Credentials
 from personae.app import create_app
@@ -291,7 +291,7 @@ def tight_pool(settings: Settings) -> Settings:
 
 async def test_an_exhausted_pool_is_503_with_retry_after(tight_pool: Settings) -> None:
     app = create_app(tight_pool)
-    async with LifespanManager(app, shutdown_timeout=60), make_client(app) as client:
+    async with truncate(tight_pool), LifespanManager(app), make_client(app) as client:
         creds = await create_account(app)
         state: AppState = app.state.personae
         async with state.engine.connect() as held:  # the only connection
@@ -312,6 +312,11 @@ async def test_an_exhausted_pool_is_503_with_retry_after(tight_pool: Settings) -
 
 
 async def test_a_shutdown_releases_the_turns_it_cut_off(settings: Settings) -> None:
+    async with truncate(settings):
+        await shutdown_cuts_off_a_turn(settings)
+
+
+async def shutdown_cuts_off_a_turn(settings: Settings) -> None:
     app = create_app(settings)
     manager = LifespanManager(app, shutdown_timeout=60)
     await manager.__aenter__()

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from personae.config import Settings
 from personae.conversation.prompt import PromptTemplate
 from personae.conversation.turns import TurnLedger
-from personae.db.session import create_engine, create_sessionmaker
+from personae.db.session import Writer, create_engine, create_sessionmaker, is_sqlite
 from personae.engines.image.registry import ImageEngines
 from personae.engines.llm.registry import LLMEngines
 from personae.image.jobs import ImageJobs, JobEvents
@@ -35,11 +35,13 @@ class AppState:
     image_jobs: ImageJobs
     webhook_deliveries: WebhookDeliveries
     turns: TurnLedger
+    writer: Writer
 
     @classmethod
     def build(cls, settings: Settings) -> AppState:
         engine = create_engine(settings)
         sessionmaker = create_sessionmaker(engine)
+        writer = Writer(sessionmaker, serialise=is_sqlite(settings.resolved_database_url))
         storage = LocalStorage(settings.data_dir / "files", settings.resolved_public_url)
         image_engines = ImageEngines()
         queue = JobQueue(settings)
@@ -60,7 +62,8 @@ class AppState:
             events,
             jobs,
             WebhookDeliveries(settings, sessionmaker, queue.enqueue_delivery),
-            TurnLedger(sessionmaker, settings.turn_heartbeat_seconds),
+            TurnLedger(sessionmaker, writer, settings.turn_heartbeat_seconds),
+            writer,
         )
 
     async def close(self) -> None:

@@ -117,7 +117,12 @@ ConversationServiceDep = Annotated[ConversationService, Depends(get_conversation
 
 def get_chat_service(state: StateDep) -> ChatService:
     return ChatService(
-        state.sessionmaker, state.llm_engines, state.prompt_template, state.storage, state.turns
+        state.sessionmaker,
+        state.llm_engines,
+        state.prompt_template,
+        state.storage,
+        state.turns,
+        state.writer,
     )
 
 

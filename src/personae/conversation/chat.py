@@ -33,6 +33,7 @@ from personae.conversation.repository import ConversationRepository
 from personae.conversation.service import ConversationService, owned_conversation
 from personae.conversation.turns import TurnLedger
 from personae.db.base import utcnow
+from personae.db.session import Writer
 from personae.engines.llm.base import ChatMessage, Delta, Finish, GenerationParams, LLMEngine, Role
 from personae.engines.llm.registry import LLMEngines
 from personae.errors import EngineUnavailable, InvalidRequest
@@ -127,8 +128,10 @@ class ChatService:
         template: PromptTemplate,
         storage: Storage,
         ledger: TurnLedger,
+        writer: Writer,
     ) -> None:
         self.sessionmaker = sessionmaker
+        self.writer = writer
         self.engines = engines
         self.template = template
         self.storage = storage
@@ -225,21 +228,22 @@ class ChatService:
         engine: LLMEngine,
         options: TurnOptions,
     ) -> PreparedTurn:
-        async with self.sessionmaker.begin() as session:
-            conversations = ConversationService(session, CharacterService(session, self.storage))
-            now = utcnow()
-            # Reads first: they lock nothing.
+        # Reads first, in a session of their own: they lock nothing and wait for no writer.
+        async with self.sessionmaker() as session:
             conversation = None
             if conversation_id is not None:
-                conversation = await conversations.get(account, conversation_id)
+                conversation = await self._owned(session, account, conversation_id)
             character = conversation.character if conversation else new_with
             system = self.template.system_message(
                 character, conversation.system_prompt if conversation else ""
             )
             fitted = await self._fit(
-                engine, conversations.repo, conversation, [system, content], options
+                engine, ConversationRepository(session), conversation, [system, content], options
             )
-            # Then the writes, in the lock order: money, conversation, character, records.
+        # Then the writes, in the lock order: money, conversation, character, records.
+        async with self.writer.begin() as session:
+            conversations = ConversationService(session, CharacterService(session, self.storage))
+            now = utcnow()
             hold = await Billing(session).hold(
                 account,
                 cost_micros(model, fitted.prompt_tokens + options.max_tokens + HOLD_MARGIN_TOKENS),
@@ -296,8 +300,8 @@ class ChatService:
         chat = ([ChatMessage("system", system)] if system else []) + [
             ChatMessage(r, c) for r, c in messages
         ]
-        async with self.sessionmaker.begin() as session:
-            fitted = await self._fit(engine, None, None, [m.content for m in chat], options)
+        fitted = await self._fit(engine, None, None, [m.content for m in chat], options)
+        async with self.writer.begin() as session:
             hold = await Billing(session).hold(
                 account,
                 cost_micros(model, fitted.prompt_tokens + options.max_tokens + HOLD_MARGIN_TOKENS),
@@ -330,7 +334,7 @@ class ChatService:
             cost_micros(turn.model, prompt_tokens + finish.completion_tokens), turn.hold.micros
         )
         message_id = new_id("msg")
-        async with self.sessionmaker.begin() as session:
+        async with self.writer.begin() as session:
             if not await self.ledger.settle(session, turn.turn_id, turn.hold, charged):
                 # Released meanwhile (its instance was taken for dead): nothing to store.
                 raise EngineUnavailable("The turn was abandoned before its answer was stored")

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from personae.account.billing import Billing, Hold
 from personae.conversation.repository import TurnRepository
 from personae.db.base import utcnow
+from personae.db.session import Writer
 from personae.ids import new_id
 from personae.models import ChatTurn
 
@@ -34,9 +35,13 @@ FORGET_AFTER = timedelta(days=1)
 
 class TurnLedger:
     def __init__(
-        self, sessionmaker: async_sessionmaker[AsyncSession], heartbeat_seconds: float
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        writer: Writer,
+        heartbeat_seconds: float,
     ) -> None:
         self.sessionmaker = sessionmaker
+        self.writer = writer
         self.heartbeat_seconds = heartbeat_seconds
         self.instance_id = new_id("inst")
 
@@ -75,7 +80,7 @@ class TurnLedger:
 
     async def release(self, turn_id: str) -> bool:
         """Give back what the turn holds and mark its message unanswered; once."""
-        async with self.sessionmaker.begin() as session:
+        async with self.writer.begin() as session:
             return await self._release(session, turn_id)
 
     async def _release(self, session: AsyncSession, turn_id: str) -> bool:
@@ -101,7 +106,7 @@ class TurnLedger:
         return released
 
     async def beat(self) -> None:
-        async with self.sessionmaker.begin() as session:
+        async with self.writer.begin() as session:
             await TurnRepository(session).beat(self.instance_id, os.getpid(), utcnow())
 
     async def run_forever(self) -> None:
@@ -122,7 +127,7 @@ class TurnLedger:
         released = 0
         for turn_id in running:
             released += await self.release(turn_id)
-        async with self.sessionmaker.begin() as session:
+        async with self.writer.begin() as session:
             await TurnRepository(session).forget_instances(
                 self.instance_id, utcnow() - FORGET_AFTER
             )

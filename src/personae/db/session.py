@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
@@ -48,3 +52,27 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+class Writer:
+    """Opens the write transactions of hot paths (chat turns and their reservations).
+
+    On SQLite the file takes one writer at a time. A writer that waits for that lock inside
+    SQLite holds a pooled connection, and a thread, while it waits; with enough of them
+    waiting, the pool is empty and every other request, reads included, waits for a
+    connection. So on SQLite this process's writers queue on an asyncio lock first and take
+    a connection only when it is their turn. PostgreSQL locks rows, not the database, and
+    needs no such line.
+    """
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], serialise: bool) -> None:
+        self.sessionmaker = sessionmaker
+        self._lock = asyncio.Lock() if serialise else None
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncSession]:
+        async with contextlib.AsyncExitStack() as stack:
+            if self._lock is not None:
+                await stack.enter_async_context(self._lock)
+            session = await stack.enter_async_context(self.sessionmaker.begin())
+            yield session
