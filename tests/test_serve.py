@@ -121,7 +121,7 @@ def test_a_fresh_server_chats_in_character_in_both_dialects(
         headers=key,
     ).json()  # fmt: skip
     answer = httpx.post(
-        f"{base}/v1/chat/{character['id']}/messages",
+        f"{base}/v1/chat/{character}/messages",
         json={"message": "Who are you?", "max_tokens": 12},
         headers=key,
         timeout=120,
@@ -163,12 +163,9 @@ def cli(env: dict[str, str], *args: str) -> Any:
     return json.loads(done.stdout)
 
 
-@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the engine process in /proc")
-def test_a_killed_engine_fails_its_turn_with_503_and_the_server_lives_on(
-    server: Server,
-) -> None:
-    base, env, proc = server
-    # A priced model, so that the turn holds part of the balance while it runs.
+def priced_chat(base: str, env: dict[str, str]) -> tuple[dict[str, str], str]:
+    """A priced copy of the embedded model as the only one, an account with a balance of 10
+    (its key header) and a character (its id)."""
     embedded = cli(env, "models", "list")[0]
     cli(env, "models", "add", "--type", "llm", "--name", "Priced", "--engine", "llama_cpp",
         "--path", "builtin:smollm2", "--cost-per-1k-tokens", "1")  # fmt: skip
@@ -183,7 +180,17 @@ def test_a_killed_engine_fails_its_turn_with_503_and_the_server_lives_on(
               "background": "The slums"},
         headers=key,
     ).json()  # fmt: skip
-    chat = f"{base}/v1/chat/{character['id']}/messages"
+    return key, str(character["id"])
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the engine process in /proc")
+def test_a_killed_engine_fails_its_turn_with_503_and_the_server_lives_on(
+    server: Server,
+) -> None:
+    base, env, proc = server
+    # A priced model, so that the turn holds part of the balance while it runs.
+    key, character = priced_chat(base, env)
+    chat = f"{base}/v1/chat/{character}/messages"
     events: list[str] = []
     killed: list[int] = []
     body = {"message": "Tell me a very long story.", "stream": True, "max_tokens": 1500}
@@ -270,29 +277,8 @@ def test_a_server_killed_mid_turn_gives_the_hold_back_after_restart(tmp_path: Pa
     dialects) and every counter agrees with the rows; the next turn works."""
     beats = {"turn_heartbeat_seconds": "0.5"}
     with serving(tmp_path, **beats) as (base, env, proc):
-        embedded = cli(env, "models", "list")[0]
-        cli(env, "models", "add", "--type", "llm", "--name", "Priced", "--engine", "llama_cpp",
-            "--path", "builtin:smollm2", "--cost-per-1k-tokens", "1")  # fmt: skip
-        cli(env, "models", "disable", embedded["id"])
-        created = cli(
-            env,
-            "accounts",
-            "create",
-            "--username",
-            "payer",
-            "--plan",
-            "standard",
-            "--balance",
-            "10",
-        )
-        key = {"X-API-Key": created["api_key"]}
-        character = httpx.post(
-            f"{base}/v1/characters",
-            json={"name": "Vexa", "description": "A courier", "personality": "Defiant",
-                  "background": "The slums"},
-            headers=key,
-        ).json()  # fmt: skip
-        chat = f"{base}/v1/chat/{character['id']}/messages"
+        key, character = priced_chat(base, env)
+        chat = f"{base}/v1/chat/{character}/messages"
         first = httpx.post(chat, json={"message": "Hi", "max_tokens": 4}, headers=key, timeout=60)
         conversation = first.json()["conversation_id"]
         balance_before = httpx.get(f"{base}/v1/user/me", headers=key).json()["balance"]
@@ -320,10 +306,10 @@ def test_a_server_killed_mid_turn_gives_the_hold_back_after_restart(tmp_path: Pa
         assert [(m["role"], m.get("unanswered", False)) for m in agents] == [
             ("user", False), ("agent", False), ("user", True)
         ]  # fmt: skip
-        detail = httpx.get(f"{base}/v1/characters/{character['id']}", headers=key).json()
+        detail = httpx.get(f"{base}/v1/characters/{character}", headers=key).json()
         assert detail["stats"]["chat_count"] == 1
         again = httpx.post(
-            f"{base}/v1/chat/{character['id']}/messages",
+            f"{base}/v1/chat/{character}/messages",
             json={"message": "Are you there?", "max_tokens": 4, "conversation_id": conversation},
             headers=key,
             timeout=60,
