@@ -121,7 +121,7 @@ def test_a_fresh_server_chats_in_character_in_both_dialects(
         headers=key,
     ).json()  # fmt: skip
     answer = httpx.post(
-        f"{base}/v1/chat/{character}/messages",
+        f"{base}/v1/chat/{character['id']}/messages",
         json={"message": "Who are you?", "max_tokens": 12},
         headers=key,
         timeout=120,
