@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -43,3 +46,21 @@ def characters_error(response: httpx.Response, status: int, code: str) -> dict[s
 def rate_limit_headers(response: httpx.Response) -> tuple[int, int, int]:
     h = response.headers
     return int(h["X-RateLimit-Limit"]), int(h["X-RateLimit-Remaining"]), int(h["X-RateLimit-Reset"])
+
+
+async def wait_for(condition: Callable[[], object], timeout: float = 30) -> None:
+    """Return once `condition()` is true; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+def generating(app: Any, turns: int) -> Callable[[], bool]:
+    """A condition: the app's one loaded engine is decoding `turns` turns (or more)."""
+
+    def check() -> bool:
+        engines = app.state.personae.llm_engines.loaded()
+        return bool(engines) and next(iter(engines.values())).admission.active >= turns
+
+    return check

@@ -19,7 +19,7 @@ import pytest
 from fastapi import FastAPI
 
 from conftest import MakeAccount
-from helpers import bearer, x_api_key
+from helpers import bearer, wait_for, x_api_key
 from llm_servers import idle_slot
 from personae.config import Settings
 from personae.engines.llm.base import ChatMessage, Delta, GenerationParams
@@ -56,13 +56,6 @@ async def character(client: httpx.AsyncClient, headers: dict[str, str]) -> str:
 async def default_llm(client: httpx.AsyncClient, headers: dict[str, str]) -> str:
     models = (await client.get("/api/v1/models?type=llm", headers=headers)).json()
     return str(models[0]["id"])
-
-
-async def wait_for(condition: Any, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.02)
 
 
 def test_engine_check_generates_through_the_installed_build() -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections import Counter
 from typing import Any
 
@@ -17,7 +16,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select, text
 
 from conftest import MakeAccount, create_account, make_client, truncate
-from helpers import agents_error, bearer, characters_error, x_api_key
+from helpers import agents_error, bearer, characters_error, generating, wait_for, x_api_key
 from personae.account.service import AccountService, Credentials
 from personae.app import create_app
 from personae.config import Settings
@@ -153,13 +152,7 @@ async def test_no_connection_is_held_while_a_model_generates(
         ),
     ]
     try:
-        deadline = time.monotonic() + 30
-        while (
-            not (engines := state.llm_engines.loaded())
-            or next(iter(engines.values())).admission.active < 2
-        ):
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.02)
+        await wait_for(generating(app, 2))
         # While both generate, the pool lends nothing (a background beat may borrow one for
         # a moment, so the least over a few samples is what is asserted: each turn that
         # held a connection would keep the count at two or more).
@@ -321,7 +314,6 @@ async def shutdown_cuts_off_a_turn(settings: Settings) -> None:
     manager = LifespanManager(app, shutdown_timeout=60)
     await manager.__aenter__()
     client = make_client(app)
-    state: AppState = app.state.personae
     creds = await create_account(app, balance="10")
     char = await new_character(client, creds, "Vexa")
     await priced_default(app)
@@ -331,13 +323,7 @@ async def shutdown_cuts_off_a_turn(settings: Settings) -> None:
         )
     )
     try:
-        deadline = time.monotonic() + 30
-        while (
-            not (engines := state.llm_engines.loaded())
-            or next(iter(engines.values())).admission.active < 1
-        ):
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.02)
+        await wait_for(generating(app, 1))
         await manager.__aexit__(None, None, None)  # the server stops under the turn
     finally:
         task.cancel()

@@ -42,6 +42,11 @@ class Hold:
     chat_request: bool
     micros: int
 
+    @classmethod
+    def balance_only(cls, account_id: str, micros: int) -> Hold:
+        """A hold on the balance alone (an image's price)."""
+        return cls(account_id, "", False, micros)
+
 
 class Billing:
     def __init__(self, session: AsyncSession) -> None:

@@ -265,7 +265,7 @@ class ImageJobs:
             )
             row = failed.first()
             if row is not None:  # the claim above: refunded once, whoever fails it
-                await Billing(session).release(Hold(row.account_id, "", False, row.cost_micros))
+                await Billing(session).release(Hold.balance_only(row.account_id, row.cost_micros))
         self.events.finished(image_id)
 
     # recovering
