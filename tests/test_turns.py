@@ -5,7 +5,9 @@ settled or released once, and counters that agree with the rows afterwards."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import time
 from collections import Counter
 from typing import Any
 
@@ -18,8 +20,10 @@ from sqlalchemy import func, select, text
 from conftest import MakeAccount, create_account, make_client, truncate
 from helpers import agents_error, bearer, characters_error, generating, wait_for, x_api_key
 from personae.account.service import AccountService, Credentials
+from personae.api.deps import get_chat_service
 from personae.app import create_app
 from personae.config import Settings
+from personae.conversation.fields import TurnOptions
 from personae.conversation.prompt import merge_consecutive
 from personae.engines.llm.base import ChatMessage
 from personae.model.service import ModelService, ModelType
@@ -338,3 +342,67 @@ async def shutdown_cuts_off_a_turn(settings: Settings) -> None:
             assert turn.status == "released"
             account = await session.get_one(Account, creds.account.id)
             assert account.balance_micros == 10_000_000
+
+
+@pytest.fixture
+def quick_beats(settings: Settings) -> Settings:
+    return settings.model_copy(update={"turn_heartbeat_seconds": 0.2})
+
+
+async def test_a_turn_prepared_but_never_run_is_released(quick_beats: Settings) -> None:
+    """A turn whose client left before its response began is dropped unrun: the sweep
+    gives its hold back, as it does for a dead server's."""
+    app = create_app(quick_beats)
+    async with truncate(quick_beats), LifespanManager(app), make_client(app) as client:
+        state: AppState = app.state.personae
+        creds = await create_account(app, balance="10")
+        char = await new_character(client, creds, "Vexa")
+        await priced_default(app)
+        async with state.sessionmaker() as session:
+            account = await AccountService(session).get(creds.account.id)
+        turn = await get_chat_service(state).prepare_character_turn(
+            account, char, None, "Hello?", TurnOptions(max_tokens=64)
+        )
+        turn_id = turn.turn_id
+        me = (await client.get("/v1/user/me", headers=x_api_key(creds))).json()
+        assert me["balance"] < 10  # held
+        del turn  # never streamed, never run
+        gc.collect()
+        deadline = time.monotonic() + 10
+        while True:
+            async with state.sessionmaker() as session:
+                record = await session.get_one(ChatTurn, turn_id)
+            if record.status == "released":
+                break
+            assert time.monotonic() < deadline, record.status
+            await asyncio.sleep(0.05)
+        me = (await client.get("/v1/user/me", headers=x_api_key(creds))).json()
+        assert me["balance"] == 10
+        assert me["subscription"]["chat_requests"]["used"] == 0
+        listed = (await client.get("/v1/chat/conversations", headers=x_api_key(creds))).json()
+        conversation = listed["data"][0]["id"]
+        messages = await client.get(
+            f"/v1/chat/conversations/{conversation}/messages", headers=x_api_key(creds)
+        )
+        assert [m.get("unanswered") for m in messages.json()["data"]] == [True]
+
+
+async def test_the_sweep_leaves_a_turn_that_is_running(quick_beats: Settings) -> None:
+    """With a beat of 0.2 s, a turn of several seconds sees many sweeps: none takes it."""
+    app = create_app(quick_beats)
+    async with truncate(quick_beats), LifespanManager(app), make_client(app) as client:
+        creds = await create_account(app, balance="10")
+        char = await new_character(client, creds, "Vexa")
+        await priced_default(app)
+        started = time.monotonic()
+        reply = await client.post(
+            f"/v1/chat/{char}/messages",
+            json={"message": STORY, "max_tokens": 300, "temperature": 0.8, "verbose": True},
+            headers=x_api_key(creds),
+        )
+        assert reply.status_code == 200, reply.text
+        assert time.monotonic() - started > 1  # several sweeps ran meanwhile
+        assert reply.json()["thought_process"]["cost"] > 0
+        async with app.state.personae.sessionmaker() as session:
+            (record,) = (await session.scalars(select(ChatTurn))).all()
+            assert record.status == "settled"

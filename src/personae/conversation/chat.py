@@ -266,18 +266,20 @@ class ChatService:
             )
         messages = ([ChatMessage("system", system)] if system else []) + fitted.messages
         messages.append(ChatMessage("user", content))
-        return PreparedTurn(
-            self,
-            account,
-            model,
-            engine,
-            messages,
-            options,
-            fitted,
-            hold,
-            turn_id,
-            conversation=conversation,
-            character_id=conversation.character_id,
+        return self._track(
+            PreparedTurn(
+                self,
+                account,
+                model,
+                engine,
+                messages,
+                options,
+                fitted,
+                hold,
+                turn_id,
+                conversation=conversation,
+                character_id=conversation.character_id,
+            )
         )
 
     async def prepare_completion(
@@ -309,18 +311,24 @@ class ChatService:
                 model_id=model.id,
             )
             turn_id = await self.ledger.start(session, hold, model.id, None, None)
-        return PreparedTurn(
-            self,
-            account,
-            model,
-            engine,
-            chat,
-            options,
-            fitted,
-            hold,
-            turn_id,
-            character_id=agent.id if agent else None,
+        return self._track(
+            PreparedTurn(
+                self,
+                account,
+                model,
+                engine,
+                chat,
+                options,
+                fitted,
+                hold,
+                turn_id,
+                character_id=agent.id if agent else None,
+            )
         )
+
+    def _track(self, turn: PreparedTurn) -> PreparedTurn:
+        self.ledger.track(turn.turn_id, turn)
+        return turn
 
     # finishing turns
     async def _finish_turn(

@@ -153,10 +153,14 @@ class TurnRepository:
         )
         return (await self.session.scalars(stmt)).all()
 
-    async def running_of(self, instance_id: str) -> Sequence[str]:
+    async def running_of(
+        self, instance_id: str, started_before: datetime | None = None
+    ) -> Sequence[str]:
         stmt = select(ChatTurn.id).where(
             ChatTurn.status == "running", ChatTurn.instance_id == instance_id
         )
+        if started_before is not None:
+            stmt = stmt.where(ChatTurn.created_at < started_before)
         return (await self.session.scalars(stmt)).all()
 
     async def mark_unanswered(self, message_id: str) -> None:

@@ -5,9 +5,10 @@ chat.py). Its `chat_turns` row, written in the first, says who is running it: a 
 instance, which beats in `server_instances` while it lives. The turn ends `settled` or
 `released`, each by claiming the row first (the lock order's step 0, account/billing.py),
 so that it happens once whoever gets there first: the turn itself, its failure, the
-shutdown of its instance, or the sweep that finds it abandoned by a dead instance (a
-SIGKILL, a power cut) and gives back its quota and balance and marks its user's message
-unanswered. The sweep runs at start-up and then with every heartbeat, in every process.
+shutdown of its instance, or the sweep that finds it abandoned, by a dead instance (a
+SIGKILL, a power cut) or by the request that prepared it (dropped before it ran), and gives
+back its quota and balance and marks its user's message unanswered. The sweep runs at
+start-up and then with every heartbeat, in every process.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import weakref
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -44,6 +46,14 @@ class TurnLedger:
         self.writer = writer
         self.heartbeat_seconds = heartbeat_seconds
         self.instance_id = new_id("inst")
+        # This process's turns in memory, by id. A turn that was prepared but never run (its
+        # client left before the response began) is dropped without settling or releasing:
+        # once it is gone from here, the sweep releases it.
+        self._live: weakref.WeakValueDictionary[str, object] = weakref.WeakValueDictionary()
+
+    def track(self, turn_id: str, turn: object) -> None:
+        """Watch a prepared turn: while it exists in memory, its record is its own."""
+        self._live[turn_id] = turn
 
     async def start(
         self,
@@ -94,15 +104,23 @@ class TurnLedger:
         return True
 
     async def sweep(self) -> int:
-        """Release the turns of instances that stopped beating; how many were released."""
-        live_since = utcnow() - timedelta(seconds=self.heartbeat_seconds * MISSED_BEATS)
+        """Release the turns of instances that stopped beating, and this instance's turns
+        that no request holds any more; how many were released."""
+        now = utcnow()
+        live_since = now - timedelta(seconds=self.heartbeat_seconds * MISSED_BEATS)
         async with self.sessionmaker() as session:
-            abandoned = await TurnRepository(session).abandoned(live_since)
+            turns = TurnRepository(session)
+            abandoned = list(await turns.abandoned(live_since))
+            # Older than a beat: a turn is tracked a moment after its record commits.
+            mine = await turns.running_of(
+                self.instance_id, started_before=now - timedelta(seconds=self.heartbeat_seconds)
+            )
+        abandoned += [turn_id for turn_id in mine if turn_id not in self._live]
         released = 0
         for turn_id in abandoned:
             released += await self.release(turn_id)
         if released:
-            log.warning("released %d chat turns abandoned by a stopped server", released)
+            log.warning("released %d chat turns that no running request holds", released)
         return released
 
     async def beat(self) -> None:
