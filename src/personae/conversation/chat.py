@@ -141,6 +141,29 @@ class ChatService:
     async def _model(self, session: AsyncSession, llm_id: str | None) -> Model:
         return await ModelService(session).resolve_llm(llm_id)
 
+    async def _engine(self, model: Model) -> LLMEngine:
+        """The model's engine, once it has room for one more turn: a full engine refuses
+        here, before anything is written."""
+        engine = await self.engines.get(model)
+        engine.check_capacity()
+        return engine
+
+    async def _hold(
+        self,
+        session: AsyncSession,
+        account: Account,
+        model: Model,
+        fitted: FittedHistory,
+        options: TurnOptions,
+        now: datetime | None = None,
+    ) -> Hold:
+        """One chat request, and the most the turn can cost: its prompt, a full answer and
+        a margin."""
+        most = fitted.prompt_tokens + options.max_tokens + HOLD_MARGIN_TOKENS
+        return await Billing(session).hold(
+            account, cost_micros(model, most), chat_request=True, model_id=model.id, now=now
+        )
+
     async def _fit(
         self,
         engine: LLMEngine,
@@ -184,8 +207,7 @@ class ChatService:
                 model = await self._model(session, llm_id)
             else:
                 model = await ModelService(session).resolve_conversation_llm(conversation.llm_id)
-        engine = await self.engines.get(model)
-        engine.check_capacity()  # a full engine refuses before anything is written
+        engine = await self._engine(model)
         return await self._prepare_stored_turn(
             account, conversation.id, None, content, model, engine, options
         )
@@ -212,8 +234,7 @@ class ChatService:
                 model = await ModelService(session).resolve_conversation_llm(conversation.llm_id)
             else:
                 model = await self._model(session, None)
-        engine = await self.engines.get(model)
-        engine.check_capacity()  # a full engine refuses before anything is written
+        engine = await self._engine(model)
         return await self._prepare_stored_turn(
             account, conversation_id, character, content, model, engine, options
         )
@@ -244,13 +265,7 @@ class ChatService:
         async with self.writer.begin() as session:
             conversations = ConversationService(session, CharacterService(session, self.storage))
             now = utcnow()
-            hold = await Billing(session).hold(
-                account,
-                cost_micros(model, fitted.prompt_tokens + options.max_tokens + HOLD_MARGIN_TOKENS),
-                chat_request=True,
-                model_id=model.id,
-                now=now,
-            )
+            hold = await self._hold(session, account, model, fitted, options, now)
             if conversation is None:
                 assert new_with is not None
                 conversation = await conversations.create(
@@ -296,20 +311,14 @@ class ChatService:
             agent = None
             if agent_id is not None:
                 agent = await CharacterService(session, self.storage).get_visible(account, agent_id)
-        engine = await self.engines.get(model)
-        engine.check_capacity()  # a full engine refuses before anything is written
+        engine = await self._engine(model)
         system = self.template.system_message(agent, "")
         chat = ([ChatMessage("system", system)] if system else []) + [
             ChatMessage(r, c) for r, c in messages
         ]
         fitted = await self._fit(engine, None, None, [m.content for m in chat], options)
         async with self.writer.begin() as session:
-            hold = await Billing(session).hold(
-                account,
-                cost_micros(model, fitted.prompt_tokens + options.max_tokens + HOLD_MARGIN_TOKENS),
-                chat_request=True,
-                model_id=model.id,
-            )
+            hold = await self._hold(session, account, model, fitted, options)
             turn_id = await self.ledger.start(session, hold, model.id, None, None)
         return self._track(
             PreparedTurn(
