@@ -17,13 +17,11 @@ SQLite: a file in a temporary directory.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -31,7 +29,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 from asgi_lifespan import LifespanManager
 from sqlalchemy import insert, text
@@ -41,10 +38,7 @@ from personae.app import create_app
 from personae.config import Settings
 from personae.models import Account, Character, CharacterActivity, CharacterTag
 from personae.state import AppState
-
-PG_SERVER = os.environ.get(
-    "PERSONAE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
+from pg_scratch import create_database, drop_database
 
 SEED = 42
 CHARACTERS = 100_000
@@ -407,33 +401,18 @@ async def bench_backend(backend: str, database_url: str | None, data_dir: Path) 
     return figures
 
 
-def _pg_dsn(database: str) -> str:
-    base, _, _ = PG_SERVER.rpartition("/")
-    return f"{base}/{database}".replace("postgresql+asyncpg://", "postgresql://")
-
-
-async def _pg_admin(sql: str) -> None:
-    conn = await asyncpg.connect(_pg_dsn(PG_SERVER.rpartition("/")[2]))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 async def bench_sqlite() -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="personae-bench-") as tmp:
         return await bench_backend("sqlite", None, Path(tmp) / "data")
 
 
 async def bench_postgres() -> dict[str, float]:
-    name = f"personae_bench_{uuid.uuid4().hex[:10]}"
-    await _pg_admin(f'CREATE DATABASE "{name}"')
+    name, url = await create_database()
     try:
-        url = _pg_dsn(name).replace("postgresql://", "postgresql+asyncpg://")
         with tempfile.TemporaryDirectory(prefix="personae-bench-") as tmp:
             return await bench_backend("postgres", url, Path(tmp) / "data")
     finally:
-        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await drop_database(name)
 
 
 def log(message: str) -> None:

@@ -27,20 +27,18 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 
+from pg_scratch import create_database, drop_database
+
 CLIENTS = 64
 SECONDS = 20.0
 IDLE_PROBES = 200
 BENCH_DIR = Path(__file__).resolve().parent
-PG_SERVER = os.environ.get(
-    "PERSONAE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
 
 
 def log(message: str) -> None:
@@ -260,31 +258,16 @@ def bench_backend(name: str, database_url: str | None, data_dir: Path) -> dict[s
         server_log.close()
 
 
-def _pg_dsn(database: str) -> str:
-    base, _, _ = PG_SERVER.rpartition("/")
-    return f"{base}/{database}".replace("postgresql+asyncpg://", "postgresql://")
-
-
-async def _pg_admin(sql: str) -> None:
-    conn = await asyncpg.connect(_pg_dsn(PG_SERVER.rpartition("/")[2]))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 def main() -> dict[str, float]:
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="personae-bench-") as tmp:
         log(f" logs in {tmp}")
         figures.update(bench_backend("sqlite", None, Path(tmp) / "sqlite"))
-        name = f"personae_bench_{uuid.uuid4().hex[:10]}"
-        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+        name, url = asyncio.run(create_database())
         try:
-            url = _pg_dsn(name).replace("postgresql://", "postgresql+asyncpg://")
             figures.update(bench_backend("postgres", url, Path(tmp) / "postgres"))
         finally:
-            asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            asyncio.run(drop_database(name))
     return figures
 
 

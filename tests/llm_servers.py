@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import IO, Any
 
 import httpx
 import uvicorn
@@ -50,21 +50,31 @@ def llama_cpp_server() -> Iterator[str]:
         )
         base = f"http://127.0.0.1:{port}/v1"
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{base}/models", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    raise RuntimeError(f"llama-server did not start: {log.read()[-2000:]!r}")
-                time.sleep(0.2)
+            wait_until_serving(f"{base}/models", proc, log, timeout=60)
             yield base
         finally:
             proc.terminate()
             proc.wait(timeout=20)
+
+
+def wait_until_serving(
+    url: str, proc: subprocess.Popen[bytes], log: IO[bytes], timeout: float
+) -> None:
+    """Return once `url` answers 200; RuntimeError with the end of the process's log if it
+    exits first or takes longer than `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            log.seek(0)
+            raise RuntimeError(
+                f"{url} did not come up: {log.read()[-3000:].decode(errors='replace')}"
+            )
+        time.sleep(0.1)
 
 
 async def _fail_500(request: Request) -> Response:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,12 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
+from llm_servers import free_port, wait_until_serving
 
 Server = tuple[str, dict[str, str], subprocess.Popen[bytes]]
 
@@ -44,17 +38,7 @@ def serving(data_dir: Path, **settings: str) -> Iterator[Server]:
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    output.seek(0)
-                    pytest.fail(f"server did not start:\n{output.read().decode()[-3000:]}")
-                time.sleep(0.1)
+            wait_until_serving(f"{base}/health", proc, output, timeout=30)
             yield base, env, proc
         finally:
             if proc.poll() is None:
