@@ -64,3 +64,15 @@ def generating(app: Any, turns: int) -> Callable[[], bool]:
         return bool(engines) and next(iter(engines.values())).admission.active >= turns
 
     return check
+
+
+def json_post_scope(path: str, creds: Credentials, spec_version: str = "2.4") -> dict[str, Any]:
+    """The ASGI scope of a JSON POST with the characters API's key header, for tests that
+    drive the app at the ASGI level (to play a client that goes away)."""
+    return {
+        "type": "http", "asgi": {"version": "3.0", "spec_version": spec_version},
+        "http_version": "1.1", "method": "POST", "scheme": "http", "path": path,
+        "raw_path": path.encode(), "query_string": b"", "root_path": "",
+        "headers": [(b"content-type", b"application/json"), (b"x-api-key", creds.plaintext.encode())],
+        "client": ("127.0.0.1", 5000), "server": ("testserver", 80),
+    }  # fmt: skip

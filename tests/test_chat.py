@@ -15,7 +15,7 @@ import pytest
 from fastapi import FastAPI
 
 from conftest import MakeAccount
-from helpers import agents_error, bearer, characters_error, x_api_key
+from helpers import agents_error, bearer, characters_error, json_post_scope, x_api_key
 from llm_servers import failing_server, free_port, idle_slot, llama_cpp_server
 from personae.account.service import AccountService, Credentials
 from personae.engines.llm.base import ChatMessage, Delta, GenerationParams
@@ -625,13 +625,7 @@ async def test_client_disconnect_mid_stream_stores_no_answer(
             first_chunk.set()
 
     path = f"/v1/chat/{char}/messages"
-    scope = {
-        "type": "http", "asgi": {"version": "3.0", "spec_version": spec_version},
-        "http_version": "1.1", "method": "POST", "scheme": "http", "path": path,
-        "raw_path": path.encode(), "query_string": b"", "root_path": "",
-        "headers": [(b"content-type", b"application/json"), (b"x-api-key", creds.plaintext.encode())],
-        "client": ("127.0.0.1", 5000), "server": ("testserver", 80),
-    }  # fmt: skip
+    scope = json_post_scope(path, creds, spec_version)
     with contextlib.suppress(Exception):
         await asyncio.wait_for(app(scope, receive, send), timeout=60)
     conversations = (await client.get("/v1/chat/conversations", headers=x_api_key(creds))).json()[

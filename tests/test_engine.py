@@ -19,7 +19,7 @@ import pytest
 from fastapi import FastAPI
 
 from conftest import MakeAccount
-from helpers import bearer, wait_for, x_api_key
+from helpers import bearer, json_post_scope, wait_for, x_api_key
 from llm_servers import idle_slot
 from personae.config import Settings
 from personae.engines.llm.base import ChatMessage, Delta, GenerationParams
@@ -173,13 +173,7 @@ async def test_a_client_that_goes_away_stops_a_non_streamed_generation(
         sent.append(message)
 
     path = f"/v1/chat/{char}/messages"
-    scope = {
-        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": "1.1", "method": "POST", "scheme": "http", "path": path,
-        "raw_path": path.encode(), "query_string": b"", "root_path": "",
-        "headers": [(b"content-type", b"application/json"), (b"x-api-key", creds.plaintext.encode())],
-        "client": ("127.0.0.1", 5000), "server": ("testserver", 80),
-    }  # fmt: skip
+    scope = json_post_scope(path, creds)
     started = time.monotonic()
     await asyncio.wait_for(app(scope, receive, send), timeout=60)
     assert time.monotonic() - started < 20
