@@ -5,12 +5,13 @@ fails on purpose (a stand-in for a remote engine that is down, broken or slow)."
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
@@ -18,7 +19,7 @@ import httpx
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from personae.engines.llm.llama_cpp import LlamaCppEngine
@@ -86,13 +87,36 @@ async def _slow(request: Request) -> Response:
     return JSONResponse({})
 
 
+# What /scripted/v1/chat/completions streams, whatever it is asked: a server that ignores
+# stop sequences, and a model that labels itself, speaks for the user and leaks template
+# tokens. The request bodies it got are kept in SCRIPTED_REQUESTS.
+SCRIPT = ["Vexa", " Stride:", " Hi", " there.", "<|im", "_end|>", "\nUser: I say", " more"]
+SCRIPTED_REQUESTS: list[dict[str, Any]] = []
+
+
+async def _scripted(request: Request) -> Response:
+    SCRIPTED_REQUESTS.append(await request.json())
+
+    async def events() -> AsyncIterator[str]:
+        for piece in SCRIPT:
+            chunk = {"choices": [{"delta": {"content": piece}, "finish_reason": None}]}
+            yield f"data: {json.dumps(chunk)}\n\n"
+        usage = {"prompt_tokens": 20, "completion_tokens": len(SCRIPT)}
+        yield f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n"
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream")
+
+
 @contextmanager
 def failing_server() -> Iterator[str]:
-    """An HTTP server whose /fail/v1/chat/completions answers 500 and /slow/v1/... hangs."""
+    """An HTTP server whose /fail/v1/chat/completions answers 500, /slow/v1/... hangs, and
+    /scripted/v1/... streams SCRIPT."""
     app = Starlette(
         routes=[
             Route("/fail/v1/chat/completions", _fail_500, methods=["POST"]),
             Route("/slow/v1/chat/completions", _slow, methods=["POST"]),
+            Route("/scripted/v1/chat/completions", _scripted, methods=["POST"]),
         ]
     )
     with serving(app) as base:

@@ -18,7 +18,7 @@ from conftest import MakeAccount
 from helpers import agents_error, bearer, characters_error, json_post_scope, x_api_key
 from llm_servers import failing_server, free_port, idle_slot, llama_cpp_server
 from personae.account.service import AccountService, Credentials
-from personae.engines.llm.base import ChatMessage, Delta, GenerationParams
+from personae.engines.llm.base import ChatMessage, Delta, GenerationParams, Sampling
 from personae.engines.llm.llama_cpp import LlamaCppConfig, LlamaCppEngine, LlamaRuntime
 from personae.model.service import ModelService, ModelType
 
@@ -579,7 +579,7 @@ async def test_closing_the_stream_stops_the_embedded_generation() -> None:
     try:
         stream = engine.stream(
             [ChatMessage("user", "Write a very long story about a courier.")],
-            GenerationParams(max_tokens=1500, temperature=0.8),
+            GenerationParams(max_tokens=1500, sampling=Sampling(temperature=0.8)),
         )
         received = 0
         async for chunk in stream:

@@ -22,7 +22,7 @@ from conftest import MakeAccount
 from helpers import bearer, json_post_scope, wait_for, x_api_key
 from llm_servers import idle_slot
 from personae.config import Settings
-from personae.engines.llm.base import ChatMessage, Delta, GenerationParams
+from personae.engines.llm.base import ChatMessage, Delta, GenerationParams, Sampling
 from personae.engines.llm.llama_cpp import LlamaCppConfig, LlamaCppEngine, LlamaRuntime
 from personae.engines.llm.registry import MIB
 from personae.model.service import ModelService, ModelType
@@ -87,7 +87,8 @@ async def test_a_killed_engine_process_is_restarted() -> None:
         chunks = [
             c
             async for c in engine.stream(
-                [ChatMessage("user", "Hi")], GenerationParams(max_tokens=4, temperature=0)
+                [ChatMessage("user", "Hi")],
+                GenerationParams(max_tokens=4, sampling=Sampling(temperature=0)),
             )
         ]
         assert any(isinstance(c, Delta) for c in chunks)

@@ -34,6 +34,10 @@ class CharacterChanges(TypedDict, total=False):
     description: str
     personality: str
     background: str
+    scenario: str
+    greeting: str
+    alternate_greetings: list[str]
+    example_dialogue: str
     appearance_prompt: str
     age: int | None
     tags: list[str]

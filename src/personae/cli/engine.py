@@ -19,7 +19,7 @@ import typer
 
 from personae.cli.common import console, err_console
 from personae.config import Settings
-from personae.engines.llm.base import ChatMessage, Delta, Finish, GenerationParams
+from personae.engines.llm.base import ChatMessage, Delta, Finish, GenerationParams, Sampling
 from personae.engines.llm.llama_cpp import LlamaCppConfig, LlamaCppEngine, LlamaRuntime
 from personae.engines.llm.llama_server import describe_exit
 from personae.engines.llm.native import build_dir
@@ -92,7 +92,9 @@ async def _generate(path: str, tokens: int) -> tuple[str, int, float, float]:
         pieces: list[str] = []
         count = 0
         messages = [ChatMessage("user", "Say hello.")]
-        async for chunk in llm.stream(messages, GenerationParams(max_tokens=tokens, temperature=0)):
+        async for chunk in llm.stream(
+            messages, GenerationParams(max_tokens=tokens, sampling=Sampling(temperature=0))
+        ):
             if isinstance(chunk, Delta):
                 pieces.append(chunk.text)
             elif isinstance(chunk, Finish):

@@ -18,7 +18,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -27,14 +27,30 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from personae.account.billing import Billing, Hold
 from personae.character.service import CharacterService
+from personae.conversation.cleaning import TEMPLATE_TOKENS, AnswerFilter, user_markers
 from personae.conversation.fields import TurnOptions
-from personae.conversation.prompt import STOP_SEQUENCES, FittedHistory, PromptTemplate, fit_history
+from personae.conversation.prompt import (
+    USER_NAME,
+    FittedHistory,
+    Prompt,
+    PromptTemplate,
+    fit_history,
+    greetings,
+)
 from personae.conversation.repository import ConversationRepository
-from personae.conversation.service import ConversationService, owned_conversation
+from personae.conversation.service import ConversationService, MessageDetail, owned_conversation
 from personae.conversation.turns import TurnLedger
 from personae.db.base import utcnow
 from personae.db.session import Writer
-from personae.engines.llm.base import ChatMessage, Delta, Finish, GenerationParams, LLMEngine, Role
+from personae.engines.llm.base import (
+    HOUSE_SAMPLING,
+    ChatMessage,
+    Delta,
+    Finish,
+    GenerationParams,
+    LLMEngine,
+    Role,
+)
 from personae.engines.llm.registry import LLMEngines
 from personae.errors import EngineUnavailable, InvalidRequest
 from personae.ids import new_id
@@ -57,6 +73,8 @@ class TurnResult:
     conversation: Conversation | None
     character_id: str | None
     thought_process: dict[str, Any] | None
+    # A regeneration's message, with its new version selected (None for other turns).
+    regenerated: MessageDetail | None = None
 
 
 @dataclass
@@ -74,6 +92,8 @@ class PreparedTurn:
     turn_id: str
     conversation: Conversation | None = None
     character_id: str | None = None
+    speaker: str | None = None  # the character's name, stripped if the model labels itself
+    regenerates: str | None = None  # the id of the message this turn answers again
     _used: bool = field(default=False, repr=False)
 
     async def run(self) -> TurnResult:
@@ -85,23 +105,42 @@ class PreparedTurn:
     async def stream(self) -> AsyncIterator[Delta | TurnResult]:
         assert not self._used, "a prepared turn generates once"
         self._used = True
+        stops = TEMPLATE_TOKENS + user_markers(USER_NAME)
         params = GenerationParams(
             max_tokens=self.options.max_tokens,
-            temperature=self.options.temperature,
-            stop=STOP_SEQUENCES,
+            sampling=self.options.sampling.over(self.engine.sampling.over(HOUSE_SAMPLING)),
+            stop=stops,
+            seed=self.options.seed,
         )
+        answer = AnswerFilter(self.speaker, stops)
         started = time.perf_counter()
+        raw: list[str] = []
         pieces: list[str] = []
         finish: Finish | None = None
         settled = False
         try:
-            async for chunk in self.engine.stream(self.messages, params):
-                if isinstance(chunk, Delta):
-                    pieces.append(chunk.text)
-                    yield chunk
-                else:
-                    finish = chunk
-            assert finish is not None, "engines end with a Finish"
+            chunks = self.engine.stream(self.messages, params)
+            try:
+                async for chunk in chunks:
+                    if isinstance(chunk, Finish):
+                        finish = chunk
+                        continue
+                    raw.append(chunk.text)
+                    if text := answer.feed(chunk.text):
+                        pieces.append(text)
+                        yield Delta(text)
+                    if answer.stopped:  # the engine ignored a stop: end the answer here
+                        break
+            finally:
+                if isinstance(chunks, AsyncGenerator):  # stop the engine's work at once
+                    await chunks.aclose()
+            if text := answer.finish():
+                pieces.append(text)
+                yield Delta(text)
+            if finish is None:
+                assert answer.stopped, "engines end with a Finish"
+                [count] = await self.engine.count_tokens(["".join(raw)])
+                finish = Finish(0, count, "stop")
             result = await self.service._finish_turn(self, "".join(pieces).strip(), finish, started)
             settled = True
             yield result
@@ -182,15 +221,21 @@ class ChatService:
                 fixed,
                 conversation.message_count,
                 lambda seq, n: repo.newest_before(conversation.id, seq, n),
-                conversation.message_count + 1,
+                conversation.last_seq + 1,
             )
+        self._check_fits(fitted, budget, engine, options)
+        return fitted
+
+    @staticmethod
+    def _check_fits(
+        fitted: FittedHistory, budget: int, engine: LLMEngine, options: TurnOptions
+    ) -> None:
         if fitted.prompt_tokens > budget:
             raise InvalidRequest(
                 f"The prompt ({fitted.prompt_tokens} tokens) leaves no room for an answer of "
                 f"{options.max_tokens} tokens in the model's context of {engine.context_window}",
                 details={"prompt_tokens": fitted.prompt_tokens, "context": engine.context_window},
             )
-        return fitted
 
     async def prepare_conversation_turn(
         self,
@@ -255,11 +300,14 @@ class ChatService:
             if conversation_id is not None:
                 conversation = await self._owned(session, account, conversation_id)
             character = conversation.character if conversation else new_with
-            system = self.template.system_message(
+            prompt = self.template.render(
                 character, conversation.system_prompt if conversation else ""
             )
+            # A new conversation opens with the character's greeting (stored below).
+            opening = greetings(new_with)[:1] if conversation is None and new_with else []
+            fixed = [prompt.system, *opening, content, prompt.post_history]
             fitted = await self._fit(
-                engine, ConversationRepository(session), conversation, [system, content], options
+                engine, ConversationRepository(session), conversation, fixed, options
             )
         # Then the writes, in the lock order: money, conversation, character, records.
         async with self.writer.begin() as session:
@@ -279,8 +327,8 @@ class ChatService:
             turn_id = await self.ledger.start(
                 session, hold, model.id, conversation.id, user_message.id
             )
-        messages = ([ChatMessage("system", system)] if system else []) + fitted.messages
-        messages.append(ChatMessage("user", content))
+        history = [ChatMessage("assistant", text) for text in opening] + fitted.messages
+        messages = assemble(prompt, history, content)
         return self._track(
             PreparedTurn(
                 self,
@@ -294,6 +342,7 @@ class ChatService:
                 turn_id,
                 conversation=conversation,
                 character_id=conversation.character_id,
+                speaker=character.name if character else None,
             )
         )
 
@@ -312,10 +361,12 @@ class ChatService:
             if agent_id is not None:
                 agent = await CharacterService(session, self.storage).get_visible(account, agent_id)
         engine = await self._engine(model)
-        system = self.template.system_message(agent, "")
-        chat = ([ChatMessage("system", system)] if system else []) + [
-            ChatMessage(r, c) for r, c in messages
-        ]
+        prompt = self.template.render(agent, "")
+        *history, last = [ChatMessage(r, c) for r, c in messages]
+        if last.role == "user":
+            chat = assemble(prompt, history, last.content)
+        else:  # the caller ends on another role: no instruction after it
+            chat = [*assemble(Prompt(prompt.system, ""), history, None), last]
         fitted = await self._fit(engine, None, None, [m.content for m in chat], options)
         async with self.writer.begin() as session:
             hold = await self._hold(session, account, model, fitted, options)
@@ -332,6 +383,66 @@ class ChatService:
                 hold,
                 turn_id,
                 character_id=agent.id if agent else None,
+                speaker=agent.name if agent else None,
+            )
+        )
+
+    async def prepare_regeneration(
+        self,
+        account: Account,
+        conversation_id: str,
+        message_id: str,
+        llm_id: str | None,
+        options: TurnOptions,
+    ) -> PreparedTurn:
+        """Answer the user's turn before a character's message again (a swipe): the history
+        up to that message is the prompt, and the answer becomes a new version of it."""
+        async with self.sessionmaker() as session:
+            conversation = await self._owned(session, account, conversation_id)
+            conversations = ConversationService(session, CharacterService(session, self.storage))
+            target = await conversations.regeneration_target(conversation, message_id)
+            if llm_id is not None:
+                model = await self._model(session, llm_id)
+            else:
+                model = await ModelService(session).resolve_conversation_llm(conversation.llm_id)
+        engine = await self._engine(model)
+        async with self.sessionmaker() as session:
+            repo = ConversationRepository(session)
+            prompt = self.template.render(conversation.character, conversation.system_prompt)
+            budget = engine.context_window - options.max_tokens
+            fitted = await fit_history(
+                engine,
+                budget,
+                [prompt.system, prompt.post_history],
+                await repo.count_before(conversation.id, target.seq),
+                lambda seq, n: repo.newest_before(conversation.id, seq, n),
+                target.seq,
+            )
+        self._check_fits(fitted, budget, engine, options)
+        async with self.writer.begin() as session:
+            conversations = ConversationService(session, CharacterService(session, self.storage))
+            now = utcnow()
+            hold = await self._hold(session, account, model, fitted, options, now)
+            if conversation.llm_id != model.id and llm_id is None:
+                await conversations.switch_model(conversation, model.id)
+            if conversation.character_id:
+                await conversations.characters.record_chat_activity(conversation.character_id, now)
+            turn_id = await self.ledger.start(session, hold, model.id, conversation.id, None)
+        return self._track(
+            PreparedTurn(
+                self,
+                account,
+                model,
+                engine,
+                assemble(prompt, fitted.messages, None),
+                options,
+                fitted,
+                hold,
+                turn_id,
+                conversation=conversation,
+                character_id=conversation.character_id,
+                speaker=conversation.character.name if conversation.character else None,
+                regenerates=target.id,
             )
         )
 
@@ -356,10 +467,15 @@ class ChatService:
                 # Released meanwhile (its instance was taken for dead): nothing to store.
                 raise EngineUnavailable("The turn was abandoned before its answer was stored")
             conversation = None
-            if turn.conversation is not None:
-                conversations = ConversationService(
-                    session, CharacterService(session, self.storage)
+            regenerated = None
+            conversations = ConversationService(session, CharacterService(session, self.storage))
+            if turn.conversation is not None and turn.regenerates is not None:
+                regenerated = await conversations.add_alternative(
+                    turn.conversation, turn.regenerates, content, finish.completion_tokens
                 )
+                message_id, now = regenerated.message.id, regenerated.message.created_at
+                conversation = turn.conversation
+            elif turn.conversation is not None:
                 message = Message(
                     id=message_id,
                     role="agent",
@@ -390,7 +506,9 @@ class ChatService:
                 },
                 "cost": charged / 1_000_000,
             }
-        return TurnResult(message_id, content, now, conversation, turn.character_id, thought)
+        return TurnResult(
+            message_id, content, now, conversation, turn.character_id, thought, regenerated
+        )
 
     async def _release(self, turn: PreparedTurn) -> None:
         try:
@@ -403,6 +521,18 @@ class ChatService:
         self, session: AsyncSession, account: Account, conversation_id: str
     ) -> Conversation:
         return await owned_conversation(ConversationRepository(session), account, conversation_id)
+
+
+def assemble(prompt: Prompt, history: list[ChatMessage], content: str | None) -> list[ChatMessage]:
+    """The messages sent to the model: the system message, the history, the user's new
+    message, then the instruction that follows the history."""
+    messages = [ChatMessage("system", prompt.system)] if prompt.system else []
+    messages += history
+    if content is not None:
+        messages.append(ChatMessage("user", content))
+    if prompt.post_history:
+        messages.append(ChatMessage("system", prompt.post_history))
+    return messages
 
 
 async def _no_history(_seq: int, _n: int) -> Sequence[Message]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints
+
+from personae.engines.llm.base import Sampling
 
 MAX_MESSAGE = 10_000
 MAX_TITLE = 200
@@ -18,7 +20,7 @@ MessageText = Annotated[
 Title = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_TITLE)]
 SystemPrompt = Annotated[str, StringConstraints(max_length=MAX_SYSTEM_PROMPT)]
 MaxTokens = Annotated[int, Field(ge=1, le=4096, description="Longest answer, in tokens.")]
-Temperature = Annotated[float, Field(ge=0, le=2)]
+MAX_SEED = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -26,17 +28,31 @@ class TurnOptions:
     """A turn's generation options, once each dialect's request is read."""
 
     max_tokens: int
-    temperature: float = 0.7
+    sampling: Sampling = field(default_factory=Sampling)  # the request's overrides
+    seed: int | None = None
     verbose: bool = False
 
 
-class ChatOptions(BaseModel):
-    """What every generating request of either dialect may ask for."""
+class ChatOptions(Sampling):
+    """What every generating request of either dialect may ask for: the sampling settings
+    override the model's defaults (`GET /api/v1/models` lists them) for this turn only."""
 
+    model_config = ConfigDict(extra="forbid", frozen=False)
     stream: bool = Field(default=False, description="Answer as Server-Sent Events.")
     verbose: bool = Field(default=False, description="Add `thought_process` to the answer.")
     max_tokens: MaxTokens | None = None
-    temperature: Temperature = 0.7
+    seed: int | None = Field(
+        default=None, ge=0, le=MAX_SEED, description="The same seed and input give the same answer."
+    )
 
     def turn_options(self, default_max_tokens: int) -> TurnOptions:
-        return TurnOptions(self.max_tokens or default_max_tokens, self.temperature, self.verbose)
+        sampling = Sampling.model_validate(self.model_dump(include=set(Sampling.model_fields)))
+        return TurnOptions(self.max_tokens or default_max_tokens, sampling, self.seed, self.verbose)
+
+
+class RegenerateOptions(ChatOptions):
+    """`POST …/messages/{id}/regenerate` in both dialects: a turn's options, and a model."""
+
+    llm_id: str | None = Field(
+        default=None, max_length=40, description="Default: the conversation's."
+    )

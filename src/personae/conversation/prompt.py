@@ -8,6 +8,7 @@ one whose kept part is equal, because older batches are never read.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,35 +19,92 @@ from jinja2.sandbox import SandboxedEnvironment
 from personae.engines.llm.base import ChatMessage, LLMEngine, Role
 from personae.models import Character, Message
 
+# The default prompt. Small models attend most to the start and the end of a prompt, so the
+# character's name comes first, and the name is repeated in the instruction placed after the
+# history (`post_history`, sent as a system message after the user's last message).
 DEFAULT_TEMPLATE = """\
+{%- block system -%}
 {%- if character -%}
-You are {{ character.name }}. Stay in character: answer only as {{ character.name }}, \
-in the first person, and never write the user's lines.
-{%- if character.description %}
-Description: {{ character.description }}
-{%- endif %}
+Your name is {{ char }}.
+{%- if character.description %} You are {{ char }}, {{ character.description }}{% endif %}
 {%- if character.personality %}
-Personality: {{ character.personality }}
+{{ char }}'s personality: {{ character.personality }}
 {%- endif %}
 {%- if character.background %}
-Background: {{ character.background }}
+{{ char }}'s background: {{ character.background }}
+{%- endif %}
+{%- if character.scenario %}
+Scenario: {{ character.scenario }}
+{%- endif %}
+{%- if character.example_dialogue %}
+How {{ char }} talks, for example:
+{{ character.example_dialogue }}
 {%- endif %}
 {%- endif %}
 {%- if system_prompt %}
 {{ system_prompt }}
 {%- endif %}
+{%- if character %}
+You are {{ char }}. Stay in character: answer as {{ char }}, in the first person, \
+and never write {{ user }}'s lines.
+{%- endif %}
+{%- endblock %}
+{%- block post_history -%}
+{%- if character -%}
+Reply as {{ char }}.
+{%- endif -%}
+{%- endblock -%}
 """
 
-# Turn markers of common chat templates and plain "User:" lines: where the model would
-# start speaking for the user, generation stops.
-STOP_SEQUENCES = ("<|im_start|>", "<|im_end|>", "<|eot_id|>", "</s>", "\nUser:", "\nuser:")
 ROLES: dict[str, Role] = {"user": "user", "agent": "assistant", "system": "system"}
 HISTORY_BATCH = 64
+# What `{{user}}` becomes. An account is an application speaking for its own users, whose
+# names Personae does not know, so the user is "User", as chat templates call them.
+USER_NAME = "User"
+# The character's texts that the template sees, with `{{char}}` and `{{user}}` filled in.
+CHARACTER_TEXTS = ("description", "personality", "background", "scenario", "example_dialogue")
 
 _env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+# Character Cards write the two names as macros; `<BOT>` and `<USER>` are the older spelling.
+_MACROS = re.compile(r"\{\{\s*(char|user)\s*\}\}|<(BOT|USER)>", re.IGNORECASE)
+
+
+def fill_names(text: str, character: str, user: str) -> str:
+    """`{{char}}` and `{{user}}` (any case) replaced by the character's and user's names."""
+
+    def name(match: re.Match[str]) -> str:
+        which = (match.group(1) or match.group(2)).lower()
+        return character if which in ("char", "bot") else user
+
+    return _MACROS.sub(name, text)
+
+
+def greetings(character: Character, user: str = USER_NAME) -> list[str]:
+    """The character's greeting and its alternates, names filled in ([] without one)."""
+    if not character.greeting:
+        return []
+    texts = [character.greeting, *(character.alternate_greetings or [])]
+    return [fill_names(t, character.name, user) for t in texts]
+
+
+def _example_dialogue(text: str) -> str:
+    # Cards separate exchanges with <START>; a blank line reads the same to a model.
+    return re.sub(r"^\s*<START>\s*$", "", text, flags=re.IGNORECASE | re.MULTILINE).strip()
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """What the template makes of a turn: the system message that opens the prompt, and the
+    instruction that follows the user's last message (empty: none)."""
+
+    system: str
+    post_history: str
 
 
 class PromptTemplate:
+    """The operator-overridable template. It may define the blocks `system` and
+    `post_history`; a template without blocks is the system message alone."""
+
     def __init__(self, source: str = DEFAULT_TEMPLATE) -> None:
         self.template = _env.from_string(source)
 
@@ -54,8 +112,31 @@ class PromptTemplate:
     def from_file(cls, path: Path | None) -> PromptTemplate:
         return cls(path.read_text()) if path else cls()
 
+    def render(
+        self, character: Character | None, system_prompt: str, user: str = USER_NAME
+    ) -> Prompt:
+        context: dict[str, object] = {"system_prompt": system_prompt, "user": user, "char": ""}
+        if character is not None:
+            texts = {k: fill_names(getattr(character, k) or "", character.name, user)
+                     for k in CHARACTER_TEXTS}  # fmt: skip
+            texts["example_dialogue"] = _example_dialogue(texts["example_dialogue"])
+            context["character"] = {"name": character.name, "age": character.age, **texts}
+            context["char"] = character.name
+        else:
+            context["character"] = None
+        blocks = self.template.blocks
+        if "system" not in blocks:
+            return Prompt(self.template.render(context).strip(), "")
+        return Prompt(self._block("system", context), self._block("post_history", context))
+
     def system_message(self, character: Character | None, system_prompt: str) -> str:
-        return self.template.render(character=character, system_prompt=system_prompt).strip()
+        return self.render(character, system_prompt).system
+
+    def _block(self, name: str, context: dict[str, object]) -> str:
+        block = self.template.blocks.get(name)
+        if block is None:
+            return ""
+        return "".join(block(self.template.new_context(context))).strip()
 
 
 @dataclass(frozen=True)

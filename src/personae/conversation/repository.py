@@ -5,12 +5,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, joinedload
 
 from personae.db.upsert import affected_rows
-from personae.models import ChatTurn, Conversation, Message, ServerInstance
+from personae.ids import new_id
+from personae.models import (
+    ChatTurn,
+    Conversation,
+    Image,
+    Message,
+    MessageAlternative,
+    ServerInstance,
+)
 from personae.pagination import PageRequest
 
 
@@ -73,11 +81,12 @@ class ConversationRepository:
             .where(Conversation.id == conversation_id)
             .values(
                 message_count=Conversation.message_count + 1,
+                last_seq=Conversation.last_seq + 1,
                 last_message_at=now,
                 updated_at=now,
                 last_message_id=message.id,
             )
-            .returning(Conversation.message_count)
+            .returning(Conversation.last_seq)
         )
         if seq is None:
             raise LookupError(f"conversation {conversation_id} vanished")
@@ -86,6 +95,76 @@ class ConversationRepository:
         self.session.add(message)
         await self.session.flush()
         return message
+
+    # alternatives (swipes) of agent messages
+    async def add_alternatives(
+        self, message: Message, contents: Sequence[str], now: datetime
+    ) -> None:
+        """Give a new message its versions, the first selected (a greeting's alternates)."""
+        self.session.add_all(
+            MessageAlternative(message_id=message.id, position=i, content=c, created_at=now)
+            for i, c in enumerate(contents)
+        )
+        message.alternative_count = len(contents)
+        message.selected = 0
+        await self.session.flush()
+
+    async def add_alternative(
+        self, message_id: str, content: str, tokens: int | None, now: datetime
+    ) -> Message | None:
+        """Append a version to a message and select it. The counter's conditional update
+        locks the row, so concurrent regenerations get distinct positions; the first one
+        also keeps the message's original content as version 0."""
+        row = (
+            await self.session.execute(
+                update(Message)
+                .where(Message.id == message_id)
+                .values(
+                    alternative_count=case(
+                        (Message.alternative_count == 0, 2), else_=Message.alternative_count + 1
+                    )
+                )
+                .returning(Message.alternative_count, Message.content, Message.tokens)
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        count, original, original_tokens = row
+        new = [MessageAlternative(message_id=message_id, position=count - 1, content=content,
+                                  tokens=tokens, created_at=now)]  # fmt: skip
+        if count == 2:
+            new.insert(0, MessageAlternative(message_id=message_id, position=0, content=original,
+                                             tokens=original_tokens, created_at=now))  # fmt: skip
+        self.session.add_all(new)
+        await self.session.execute(
+            update(Message)
+            .where(Message.id == message_id)
+            .values(content=content, tokens=tokens, selected=count - 1)
+        )
+        await self.session.flush()
+        return await self.session.get(Message, message_id, populate_existing=True)
+
+    async def alternatives_of(
+        self, message_ids: Sequence[str]
+    ) -> dict[str, list[MessageAlternative]]:
+        """The versions of these messages, in order; messages without any are absent."""
+        if not message_ids:
+            return {}
+        stmt = (
+            select(MessageAlternative)
+            .where(MessageAlternative.message_id.in_(message_ids))
+            .order_by(MessageAlternative.message_id, MessageAlternative.position)
+        )
+        out: dict[str, list[MessageAlternative]] = {}
+        for alternative in await self.session.scalars(stmt):
+            out.setdefault(alternative.message_id, []).append(alternative)
+        return out
+
+    async def count_before(self, conversation_id: str, before_seq: int) -> int:
+        stmt = select(func.count()).where(
+            Message.conversation_id == conversation_id, Message.seq < before_seq
+        )
+        return int(await self.session.scalar(stmt) or 0)
 
     async def newest_before(
         self, conversation_id: str, before_seq: int, limit: int
@@ -111,6 +190,219 @@ class ConversationRepository:
             .limit(page.size)
         )
         return (await self.session.scalars(stmt)).all()
+
+    # steering: listing by character, editing, deleting, branching
+    async def list_character_chats(
+        self, account_id: str, page: PageRequest, character_id: str | None
+    ) -> tuple[Sequence[tuple[Conversation, Message]], int]:
+        """Like `list_owned`, but only conversations with a character and a message
+        (optionally one character's): an index range of ix_conversations_account_character
+        when filtered."""
+        conditions = [
+            Conversation.account_id == account_id,
+            Conversation.character_id.is_not(None),
+            Conversation.last_message_id.is_not(None),
+        ]
+        if character_id is not None:
+            conditions.append(Conversation.character_id == character_id)
+        last = aliased(Message)
+        stmt = (
+            select(Conversation, last)
+            .join(last, last.id == Conversation.last_message_id)
+            .where(*conditions)
+            .options(joinedload(Conversation.character, innerjoin=True))
+            .order_by(Conversation.updated_at.desc(), Conversation.id.desc())
+            .offset(page.offset)
+            .limit(page.size)
+        )
+        rows = [(c, m) for c, m in await self.session.execute(stmt)]
+        count = select(func.count()).select_from(Conversation).where(*conditions)
+        return rows, int(await self.session.scalar(count) or 0)
+
+    async def get_message(self, conversation_id: str, message_id: str) -> Message | None:
+        stmt = select(Message).where(
+            Message.id == message_id, Message.conversation_id == conversation_id
+        )
+        return (await self.session.scalars(stmt)).first()
+
+    async def reload(self, conversation: Conversation) -> None:
+        """Read back the columns that statements in this transaction changed."""
+        await self.session.refresh(
+            conversation,
+            ["title", "system_prompt", "updated_at", "last_message_at", "message_count",
+             "last_seq", "last_message_id"],
+        )  # fmt: skip
+
+    async def set_details(
+        self, conversation_id: str, values: dict[str, str], now: datetime
+    ) -> None:
+        """Change `title` and/or `system_prompt`."""
+        await self.session.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation_id)
+            .values(**values, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def touch(self, conversation_id: str, now: datetime) -> None:
+        """Move `updated_at`, locking the conversation's row before its messages'."""
+        await self.session.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation_id)
+            .values(updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def edit_message(self, message_id: str, content: str) -> Message | None:
+        """Set a message's text and, if it has versions, its selected version's: the
+        message's row first, which holds the selection still while its version changes."""
+        row = (
+            await self.session.execute(
+                update(Message)
+                .where(Message.id == message_id)
+                .values(content=content)
+                .returning(Message.alternative_count, Message.selected)
+                .execution_options(synchronize_session=False)
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        count, selected = row
+        if count:
+            await self.session.execute(
+                update(MessageAlternative)
+                .where(
+                    MessageAlternative.message_id == message_id,
+                    MessageAlternative.position == selected,
+                )
+                .values(content=content)
+                .execution_options(synchronize_session=False)
+            )
+        return await self.session.get(Message, message_id, populate_existing=True)
+
+    async def select_alternative(self, message_id: str, index: int) -> Message | None:
+        """Make version `index` (>= 0) the message's content, in one statement that checks
+        it exists; None if it does not."""
+        version = select(MessageAlternative).where(
+            MessageAlternative.message_id == message_id, MessageAlternative.position == index
+        )
+        done = await self.session.execute(
+            update(Message)
+            .where(Message.id == message_id, Message.alternative_count > index)
+            .values(
+                selected=index,
+                content=version.with_only_columns(MessageAlternative.content).scalar_subquery(),
+                tokens=version.with_only_columns(MessageAlternative.tokens).scalar_subquery(),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if not affected_rows(done):
+            return None
+        return await self.session.get(Message, message_id, populate_existing=True)
+
+    async def delete_message(
+        self, account_id: str, conversation_id: str, message_id: str, now: datetime
+    ) -> bool:
+        """Delete a message (its versions go with it, by foreign key) and move the
+        conversation's counters: the count down one, the last message to the newest one
+        left. `last_seq` stays, so no seq is handed out twice. False if it was not there.
+
+        The lock order: the image that shows it (a job's record) first, then the
+        conversation, then the message; the counters are computed after the conversation's
+        row is locked, so a message appended meanwhile is seen."""
+        # Images refer to their message without a foreign key: unlink, keep the image.
+        await self.session.execute(
+            update(Image)
+            .where(Image.account_id == account_id, Image.message_id == message_id)
+            .values(message_id=None)
+            .execution_options(synchronize_session=False)
+        )
+        await self.touch(conversation_id, now)
+        gone = await self.session.execute(
+            delete(Message)
+            .where(Message.id == message_id, Message.conversation_id == conversation_id)
+            .execution_options(synchronize_session=False)
+        )
+        if not affected_rows(gone):
+            return False
+        newest = (
+            select(Message)
+            .where(Message.conversation_id == conversation_id)
+            .order_by(Message.seq.desc())
+            .limit(1)
+        )
+        await self.session.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation_id)
+            .values(
+                message_count=Conversation.message_count - 1,
+                last_message_id=newest.with_only_columns(Message.id).scalar_subquery(),
+                last_message_at=newest.with_only_columns(Message.created_at).scalar_subquery(),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return True
+
+    async def delete(self, account_id: str, conversation_id: str) -> None:
+        """Delete a conversation; its messages and their versions go with it (foreign keys,
+        which SQLite enforces here: db/session.py). Chat turns and images stay, unlinked.
+        Their rows are unlinked explicitly and first, rather than by the foreign keys'
+        SET NULL after the conversation's row: the lock order puts a turn's or a job's
+        record before the conversation (account/billing.py)."""
+        await self.session.execute(
+            update(ChatTurn)
+            .where(ChatTurn.account_id == account_id, ChatTurn.conversation_id == conversation_id)
+            .values(conversation_id=None)
+            .execution_options(synchronize_session=False)
+        )
+        await self.session.execute(
+            update(Image)
+            .where(Image.account_id == account_id, Image.conversation_id == conversation_id)
+            .values(conversation_id=None, message_id=None)
+            .execution_options(synchronize_session=False)
+        )
+        await self.session.execute(
+            delete(Conversation)
+            .where(Conversation.id == conversation_id, Conversation.account_id == account_id)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def copy_history(
+        self, source_id: str, up_to_seq: int, target: Conversation
+    ) -> Message | None:
+        """Copy a conversation's messages up to `up_to_seq` (and their versions) into the
+        new conversation `target`, numbered from 1 with new ids, and set its counters.
+        The last copy, or None if there was nothing to copy."""
+        stmt = (
+            select(Message)
+            .where(Message.conversation_id == source_id, Message.seq <= up_to_seq)
+            .order_by(Message.seq)
+        )
+        originals = (await self.session.scalars(stmt)).all()
+        versions = await self.alternatives_of([m.id for m in originals])
+        copies = [
+            Message(id=new_id("msg"), conversation_id=target.id, seq=seq, role=m.role,
+                    content=m.content, image_key=m.image_key, created_at=m.created_at,
+                    tokens=m.tokens, unanswered=m.unanswered,
+                    alternative_count=m.alternative_count, selected=m.selected)
+            for seq, m in enumerate(originals, start=1)
+        ]  # fmt: skip
+        if not copies:
+            return None
+        target.message_count = target.last_seq = len(copies)
+        target.last_message_id, target.last_message_at = copies[-1].id, copies[-1].created_at
+        self.session.add(target)
+        await self.session.flush()  # the conversation, then its messages, then their versions
+        self.session.add_all(copies)
+        await self.session.flush()
+        self.session.add_all(
+            MessageAlternative(message_id=copy.id, position=v.position, content=v.content,
+                               tokens=v.tokens, created_at=v.created_at)
+            for original, copy in zip(originals, copies, strict=True)
+            for v in versions.get(original.id, [])
+        )  # fmt: skip
+        await self.session.flush()
+        return copies[-1]
 
     # quota and balance: conditional updates, so concurrent requests cannot overspend
 

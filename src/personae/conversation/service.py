@@ -1,18 +1,22 @@
-"""Conversations and their messages, outside of generation: create, read, list."""
+"""Conversations and their messages, outside of generation: create, read, list, and
+steer (edit, choose a version, delete, branch)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from personae.character.service import CharacterService
+from personae.conversation.fields import MAX_TITLE
+from personae.conversation.prompt import greetings
 from personae.conversation.repository import ConversationRepository
 from personae.db.base import utcnow
-from personae.errors import NotFound
+from personae.errors import InvalidRequest, NotFound
 from personae.ids import new_id
 from personae.model.service import ModelService
-from personae.models import Account, Conversation, Message
+from personae.models import Account, Conversation, Message, MessageAlternative
 from personae.pagination import Page, PageRequest
 from personae.webhook import payloads
 from personae.webhook.events import emit
@@ -25,8 +29,21 @@ async def owned_conversation(
     """The account's conversation, or 404: another account's looks like none at all."""
     conversation = await repo.get_owned(account.id, conversation_id)
     if conversation is None:
-        raise NotFound(f"No conversation {conversation_id!r}", details={"id": conversation_id})
+        raise _missing(conversation_id)
     return conversation
+
+
+def _missing(conversation_id: str) -> NotFound:
+    return NotFound(f"No conversation {conversation_id!r}", details={"id": conversation_id})
+
+
+@dataclass(frozen=True)
+class MessageDetail:
+    """A message with what rendering it needs: its conversation and its versions."""
+
+    conversation: Conversation
+    message: Message
+    versions: Sequence[MessageAlternative]
 
 
 class ConversationService:
@@ -69,9 +86,16 @@ class ConversationService:
         storage, session = self.characters.storage, self.repo.session
         await emit(session, account.id, "conversation.created",
                    payloads.conversation(storage, created, None))  # fmt: skip
+        opening = greetings(character) if character is not None else []
+        if opening:
+            # The character speaks first; its alternate greetings are the message's
+            # alternatives, to choose from like regenerated answers.
+            greeting = await self.add_message(account, created, "agent", opening[0])
+            if len(opening) > 1:
+                await self.repo.add_alternatives(greeting, opening, greeting.created_at)
         for role, content in initial:
             await self.add_message(account, created, role, content)
-        if initial:
+        if initial or opening:
             await session.refresh(
                 created, ["message_count", "last_message_at", "last_message_id", "updated_at"]
             )
@@ -89,8 +113,12 @@ class ConversationService:
         return message
 
     async def post_answer(self, conversation: Conversation, message: Message) -> Conversation:
-        """Store a generated answer; the conversation as it now stands."""
-        await self.repo.append(conversation.id, message, message.created_at)
+        """Store a generated answer; the conversation as it now stands (404 if it was
+        deleted while the answer was generated: the turn is then released)."""
+        try:
+            await self.repo.append(conversation.id, message, message.created_at)
+        except LookupError:
+            raise _missing(conversation.id) from None
         updated = await self.repo.get_owned(conversation.account_id, conversation.id)
         assert updated is not None  # the turn's first transaction made or found it
         await emit_message_posted(self.repo.session, self.characters.storage, updated, message)
@@ -102,18 +130,222 @@ class ConversationService:
         await self.repo.set_model(conversation.id, model_id)
         conversation.llm_id = model_id
 
+    async def regeneration_target(self, conversation: Conversation, message_id: str) -> Message:
+        """The character's message to answer again: text of the character's, with a turn
+        of the user's before it (a greeting has none: its alternatives are chosen)."""
+        message = await self._message(conversation, message_id)
+        if message.role != "agent" or message.image_key is not None:
+            raise InvalidRequest(
+                "Only the character's text answers can be regenerated",
+                details={"id": message_id, "role": message.role},
+            )
+        before = await self.repo.newest_before(conversation.id, message.seq, 1)
+        if not before or before[0].role != "user":
+            raise InvalidRequest(
+                "This message answers no message of the user's (a greeting, say): choose "
+                "among its alternatives instead",
+                details={"id": message_id},
+            )
+        return message
+
+    async def add_alternative(
+        self, conversation: Conversation, message_id: str, content: str, tokens: int | None
+    ) -> MessageDetail:
+        """Keep a regenerated answer as a new version of the message, and select it."""
+        message = await self.repo.add_alternative(message_id, content, tokens, utcnow())
+        if message is None:  # deleted while the new version was generated
+            raise self._no_message(conversation, message_id)
+        versions = (await self.repo.alternatives_of([message.id])).get(message.id, [])
+        storage = self.characters.storage
+        await emit(self.repo.session, conversation.account_id, "message.updated",
+                   payloads.message(storage, conversation, message, versions))  # fmt: skip
+        return MessageDetail(conversation, message, versions)
+
     async def list(
         self, account: Account, page: PageRequest
     ) -> Page[tuple[Conversation, Message | None]]:
         rows, total = await self.repo.list_owned(account.id, page)
         return Page(rows, total, page)
 
+    async def list_character_chats(
+        self, account: Account, page: PageRequest, character_id: str | None = None
+    ) -> Page[tuple[Conversation, Message]]:
+        """The account's conversations with a character and at least one message
+        (optionally with one character), each with its last message."""
+        rows, total = await self.repo.list_character_chats(account.id, page, character_id)
+        return Page(rows, total, page)
+
+    async def get_character_chat(
+        self, account: Account, conversation_id: str
+    ) -> tuple[Conversation, Message]:
+        """A conversation as `list_character_chats` shows it; 404 for any other."""
+        conversation = await self.get(account, conversation_id)
+        last = await self._last_message(conversation)
+        if conversation.character is None or last is None:
+            why = "has no character" if conversation.character is None else "has no message"
+            raise NotFound(
+                f"Conversation {conversation_id!r} {why}: the characters API does not show it",
+                details={"id": conversation_id},
+            )
+        return conversation, last
+
     async def messages(
         self, account: Account, conversation_id: str, page: PageRequest, *, newest_first: bool
-    ) -> Page[Message]:
+    ) -> Page[tuple[Message, Sequence[MessageAlternative]]]:
+        """A page of messages, each with its versions (one query for the whole page)."""
         conversation = await self.get(account, conversation_id)
         rows = await self.repo.page_messages(conversation.id, page, newest_first=newest_first)
-        return Page(rows, conversation.message_count, page)
+        versions = await self.repo.alternatives_of([m.id for m in rows if m.alternative_count])
+        items = [(m, versions.get(m.id, [])) for m in rows]
+        return Page(items, conversation.message_count, page)
 
     async def count(self, account: Account) -> int:
         return await self.repo.count_owned(account.id)
+
+    # steering: what the user changes in a conversation after the fact
+    async def update(
+        self,
+        account: Account,
+        conversation_id: str,
+        *,
+        title: str | None = None,
+        system_prompt: str | None = None,
+    ) -> Conversation:
+        """Change the title and/or the system prompt (at least one)."""
+        conversation = await self.get(account, conversation_id)
+        values = {
+            k: v for k, v in (("title", title), ("system_prompt", system_prompt)) if v is not None
+        }
+        if not values:
+            raise InvalidRequest("Nothing to change: give `title` or `system_prompt`")
+        await self.repo.set_details(conversation.id, values, utcnow())
+        await self.repo.reload(conversation)
+        await self._announce_update(conversation)
+        return conversation
+
+    async def delete(self, account: Account, conversation_id: str) -> None:
+        """Delete a conversation and its messages. Its images stay in the gallery, its chat
+        turns in the records, both unlinked. The character's `chat_count` (conversations
+        started) does not move."""
+        conversation = await self.get(account, conversation_id)
+        await self.repo.delete(account.id, conversation.id)
+        await emit(self.repo.session, account.id, "conversation.deleted",
+                   payloads.deleted_conversation(conversation, utcnow()))  # fmt: skip
+
+    async def edit_message(
+        self,
+        account: Account,
+        conversation_id: str,
+        message_id: str,
+        *,
+        content: str | None = None,
+        selected: int | None = None,
+    ) -> MessageDetail:
+        """Rewrite a message (any, the user's or the character's; with versions, the
+        selected one) or choose which of its versions it shows: exactly one of the two."""
+        if (content is None) == (selected is None):
+            raise InvalidRequest(
+                "Give exactly one of `content` and `selected`",
+                details={"fields": ["content", "selected"]},
+            )
+        conversation = await self.get(account, conversation_id)
+        message = await self._message(conversation, message_id)
+        if selected is not None and not message.alternative_count:
+            raise InvalidRequest(
+                "selected: this message has no alternatives", details={"field": "selected"}
+            )
+        await self.repo.touch(conversation.id, utcnow())
+        edited: Message | None
+        if content is not None:
+            edited = await self.repo.edit_message(message.id, content)
+        else:
+            assert selected is not None
+            edited = (
+                await self.repo.select_alternative(message.id, selected) if selected >= 0 else None
+            )
+            if edited is None:  # (or deleted meanwhile, too rare to tell apart)
+                raise InvalidRequest(
+                    f"selected: this message's alternatives are 0 to "
+                    f"{message.alternative_count - 1}",
+                    details={"field": "selected", "count": message.alternative_count},
+                )
+        if edited is None:  # deleted meanwhile
+            raise self._no_message(conversation, message_id)
+        versions = (await self.repo.alternatives_of([edited.id])).get(edited.id, [])
+        storage, session = self.characters.storage, self.repo.session
+        await emit(session, account.id, "message.updated",
+                   payloads.message(storage, conversation, edited, versions))  # fmt: skip
+        return MessageDetail(conversation, edited, versions)
+
+    async def delete_message(self, account: Account, conversation_id: str, message_id: str) -> None:
+        """Delete a message: the conversation's count and last message follow, other
+        messages keep their `seq`, and an image it showed stays in the gallery."""
+        conversation = await self.get(account, conversation_id)
+        message = await self._message(conversation, message_id)
+        now = utcnow()
+        if not await self.repo.delete_message(account.id, conversation.id, message.id, now):
+            raise self._no_message(conversation, message_id)
+        await self.repo.reload(conversation)
+        storage, session = self.characters.storage, self.repo.session
+        await emit(session, account.id, "message.deleted",
+                   payloads.deleted_message(storage, conversation, message, now))  # fmt: skip
+        await self._announce_update(conversation)
+
+    async def branch(
+        self, account: Account, conversation_id: str, message_id: str
+    ) -> tuple[Conversation, Message]:
+        """A new conversation with the same character, system prompt and model, holding a
+        copy of this one's history up to and including `message_id`; with its last message.
+        The copied history has the greeting already: none is added."""
+        source = await self.get(account, conversation_id)
+        until = await self.repo.get_message(source.id, message_id)
+        if until is None:
+            raise InvalidRequest(
+                f"message_id: no message {message_id!r} in this conversation",
+                details={"field": "message_id"},
+            )
+        now = utcnow()
+        suffix = " (branch)"
+        conversation = Conversation(
+            id=new_id("conv"),
+            account_id=account.id,
+            character_id=source.character_id,
+            title=(source.title[: MAX_TITLE - len(suffix)] + suffix).lstrip(),
+            system_prompt=source.system_prompt,
+            llm_id=source.llm_id,
+            created_at=now,
+            updated_at=now,
+        )
+        last = await self.repo.copy_history(source.id, until.seq, conversation)
+        assert last is not None  # `until` itself is copied
+        if source.character_id is not None:
+            await self.characters.record_conversation_started(source.character_id)
+        created = await self.get(account, conversation.id)
+        await emit(self.repo.session, account.id, "conversation.created",
+                   payloads.conversation(self.characters.storage, created, last))  # fmt: skip
+        return created, last
+
+    async def _message(self, conversation: Conversation, message_id: str) -> Message:
+        message = await self.repo.get_message(conversation.id, message_id)
+        if message is None:
+            raise self._no_message(conversation, message_id)
+        return message
+
+    @staticmethod
+    def _no_message(conversation: Conversation, message_id: str) -> NotFound:
+        return NotFound(
+            f"No message {message_id!r} in conversation {conversation.id!r}",
+            details={"id": message_id, "conversation_id": conversation.id},
+        )
+
+    async def _last_message(self, conversation: Conversation) -> Message | None:
+        if conversation.last_message_id is None:
+            return None
+        return await self.repo.get_message(conversation.id, conversation.last_message_id)
+
+    async def _announce_update(self, conversation: Conversation) -> None:
+        """`conversation.updated`, rendered with its last message."""
+        session, storage = self.repo.session, self.characters.storage
+        last = await self._last_message(conversation)
+        await emit(session, conversation.account_id, "conversation.updated",
+                   payloads.conversation(storage, conversation, last))  # fmt: skip

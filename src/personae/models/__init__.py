@@ -3,7 +3,7 @@
 from personae.models.account import Account
 from personae.models.api_key import ApiKey
 from personae.models.character import Character, CharacterActivity, CharacterTag, Favorite, Like
-from personae.models.conversation import Conversation, Message
+from personae.models.conversation import Conversation, Message, MessageAlternative
 from personae.models.image import Image
 from personae.models.model import Model
 from personae.models.plan import Plan
@@ -23,6 +23,7 @@ __all__ = [
     "Image",
     "Like",
     "Message",
+    "MessageAlternative",
     "Model",
     "MonthlyUsage",
     "Plan",

@@ -26,6 +26,12 @@ class Character(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     personality: Mapped[str] = mapped_column(Text, default="")
     background: Mapped[str] = mapped_column(Text, default="")
+    # The Character Card fields that shape a conversation: its first agent message (and
+    # the alternatives offered instead), the situation, and sample exchanges.
+    scenario: Mapped[str] = mapped_column(Text, default="", server_default="")
+    greeting: Mapped[str] = mapped_column(Text, default="", server_default="")
+    alternate_greetings: Mapped[list[str]] = mapped_column(JSON, default=list)
+    example_dialogue: Mapped[str] = mapped_column(Text, default="", server_default="")
     # As given, without the age prefix; see `full_appearance_prompt`.
     appearance_prompt: Mapped[str] = mapped_column(Text, default="")
     age: Mapped[int | None] = mapped_column(Integer)

@@ -26,6 +26,8 @@ class Conversation(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_message_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     message_count: Mapped[int] = mapped_column(Integer, default=0)
+    # The highest `seq` handed out: messages can be deleted, so the count is not it.
+    last_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Kept so that listing conversations with their last message is one join, not N queries.
     last_message_id: Mapped[str | None] = mapped_column(String(40))
 
@@ -33,6 +35,13 @@ class Conversation(Base):
 
     __table_args__ = (
         Index("ix_conversations_account_activity", "account_id", updated_at.desc(), id.desc()),
+        Index(
+            "ix_conversations_account_character",
+            "account_id",
+            "character_id",
+            updated_at.desc(),
+            id.desc(),
+        ),
     )
 
 
@@ -53,5 +62,24 @@ class Message(Base):
     # A user's message whose turn ended without an answer (the engine failed, the client
     # went away, the server died): a client can retry or delete it.
     unanswered: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # An agent message regenerated (or a greeting with alternates) keeps every version in
+    # `message_alternatives`; `content` is always the selected one, so prompts and lists
+    # read messages alone. 0 alternatives: the message has only its content.
+    alternative_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    selected: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (Index("uq_messages_conversation_seq", "conversation_id", "seq", unique=True),)
+
+
+class MessageAlternative(Base):
+    """One version of an agent message (a swipe), numbered from 0 in the order made."""
+
+    __tablename__ = "message_alternatives"
+
+    message_id: Mapped[str] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    content: Mapped[str] = mapped_column(Text, default="")
+    tokens: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -22,8 +22,11 @@ from personae.models import Webhook, WebhookDelivery, WebhookEvent
 
 EVENT_TYPES = (
     "message.created",
+    "message.updated",  # edited, or another version selected
+    "message.deleted",
     "conversation.created",
     "conversation.updated",
+    "conversation.deleted",
     "character.created",
     "character.updated",
     "image.created",

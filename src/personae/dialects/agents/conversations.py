@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from personae.api.deps import (
     ChatServiceDep,
@@ -14,17 +15,20 @@ from personae.api.deps import (
     StateDep,
 )
 from personae.api.sse import STREAM_RESPONSES, respond
+from personae.api.types import BranchCreate, MessageEdit, MessageVersion
 from personae.conversation.chat import TurnResult
+from personae.conversation.fields import RegenerateOptions
 from personae.dialects.agents.schemas import (
     CompletionRequest,
     ConversationCreate,
     ConversationOut,
+    ConversationUpdate,
     MessageCreate,
     MessageOut,
 )
 from personae.engines.llm.base import Role
 from personae.image.storage import Storage
-from personae.models import Conversation, Message
+from personae.models import Conversation, Message, MessageAlternative
 from personae.pagination import PageRequest
 
 router = APIRouter()
@@ -51,7 +55,9 @@ def conversation_out(c: Conversation) -> ConversationOut:
     )
 
 
-def message_out(storage: Storage, m: Message) -> MessageOut:
+def message_out(
+    storage: Storage, m: Message, versions: Sequence[MessageAlternative] = ()
+) -> MessageOut:
     return MessageOut(
         id=m.id,
         content=m.content,
@@ -59,6 +65,8 @@ def message_out(storage: Storage, m: Message) -> MessageOut:
         created_at=m.created_at,
         image_url=storage.url_for(m.image_key),
         unanswered=m.unanswered,
+        alternatives=MessageVersion.list_of(versions),
+        selected=m.selected if versions else None,
     )
 
 
@@ -113,7 +121,111 @@ async def list_messages(
     result = await service.messages(
         account, conversation_id, PageRequest(page, page_size), newest_first=False
     )
-    return [message_out(state.storage, m) for m in result.items]
+    return [message_out(state.storage, m, versions) for m, versions in result.items]
+
+
+@router.patch("/conversations/{conversation_id}", summary="Change the title or system prompt")
+async def update_conversation(
+    conversation_id: str,
+    body: ConversationUpdate,
+    account: CurrentAccount,
+    service: ConversationServiceDep,
+) -> ConversationOut:
+    conversation = await service.update(
+        account, conversation_id, title=body.title, system_prompt=body.system_prompt
+    )
+    return conversation_out(conversation)
+
+
+@router.delete(
+    "/conversations/{conversation_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a conversation and its messages",
+)
+async def delete_conversation(
+    conversation_id: str, account: CurrentAccount, service: ConversationServiceDep
+) -> Response:
+    await service.delete(account, conversation_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/conversations/{conversation_id}/branch",
+    status_code=status.HTTP_201_CREATED,
+    summary="Start a new conversation from this one's history up to a message",
+)
+async def branch_conversation(
+    conversation_id: str,
+    body: BranchCreate,
+    account: CurrentAccount,
+    service: ConversationServiceDep,
+) -> ConversationOut:
+    conversation, _ = await service.branch(account, conversation_id, body.message_id)
+    return conversation_out(conversation)
+
+
+@router.patch(
+    "/conversations/{conversation_id}/messages/{message_id}",
+    summary="Edit a message, or choose which of its versions it shows",
+)
+async def edit_message(
+    conversation_id: str,
+    message_id: str,
+    body: MessageEdit,
+    account: CurrentAccount,
+    service: ConversationServiceDep,
+    state: StateDep,
+) -> MessageOut:
+    edited = await service.edit_message(
+        account, conversation_id, message_id, content=body.content, selected=body.selected
+    )
+    return message_out(state.storage, edited.message, edited.versions)
+
+
+@router.post(
+    "/conversations/{conversation_id}/messages/{message_id}/regenerate",
+    response_model=MessageOut,
+    responses=STREAM_RESPONSES,
+    summary="Answer the user's message again: a new version of the agent's message",
+)
+async def regenerate_message(
+    conversation_id: str,
+    message_id: str,
+    body: RegenerateOptions,
+    request: Request,
+    account: CurrentAccount,
+    chat: ChatServiceDep,
+    settings: SettingsDep,
+    state: StateDep,
+) -> Any:
+    """One chat request (quota and balance, like any turn). The new version is selected,
+    the earlier ones are kept in `alternatives`; `PATCH` the message to choose another."""
+    turn = await chat.prepare_regeneration(
+        account,
+        conversation_id,
+        message_id,
+        body.llm_id,
+        body.turn_options(settings.chat_max_tokens),
+    )
+
+    def render(result: TurnResult) -> MessageOut:
+        assert result.regenerated is not None
+        out = message_out(state.storage, result.regenerated.message, result.regenerated.versions)
+        return out.model_copy(update={"thought_process": result.thought_process})
+
+    return await respond(turn, body.stream, request, render)
+
+
+@router.delete(
+    "/conversations/{conversation_id}/messages/{message_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a message",
+)
+async def delete_message(
+    conversation_id: str, message_id: str, account: CurrentAccount, service: ConversationServiceDep
+) -> Response:
+    await service.delete_message(account, conversation_id, message_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post(

@@ -17,6 +17,7 @@ from personae.api.deps import (
 from personae.api.dialect import AGENTS_PREFIX
 from personae.api.images import generate_avatar
 from personae.api.openapi import error_responses
+from personae.api.query import reject_unknown_query
 from personae.character.fields import Visibility
 from personae.character.service import CharacterChanges
 from personae.dialects.agents.conversations import router as conversations_router
@@ -48,7 +49,7 @@ ERRORS = error_responses(
 router = APIRouter(
     prefix=AGENTS_PREFIX,
     tags=["agents API"],
-    dependencies=[Depends(authenticate)],
+    dependencies=[Depends(authenticate), Depends(reject_unknown_query)],
     responses=ERRORS,
 )
 
@@ -63,6 +64,11 @@ def agent_out(storage: Storage, c: Character) -> AgentOut:
         appearance_prompt=c.full_appearance_prompt,
         personality_prompt=c.personality,
         description=c.description,
+        background=c.background,
+        scenario=c.scenario,
+        greeting=c.greeting,
+        alternate_greetings=c.alternate_greetings,
+        example_dialogue=c.example_dialogue,
         avatar_url=storage.url_for(c.image_key),
         age=c.age,
         tags=c.tags,

@@ -7,14 +7,19 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from personae.account.money import from_micros
-from personae.api.types import Timestamp
+from personae.api.types import MessageVersion, Timestamp
 from personae.character.fields import (
     Age,
+    AlternateGreetings,
     Appearance,
+    Background,
     Description,
+    ExampleDialogue,
+    Greeting,
     Name,
     NotNull,
     Personality,
+    Scenario,
     Tags,
     Visibility,
 )
@@ -41,6 +46,11 @@ class ModelOut(BaseModel):
     type: str
     max_context: int | None = None
     cost_per_1k_tokens: float | None = Field(default=None, description="LLM models only.")
+    sampling: dict[str, float] | None = Field(
+        default=None,
+        description="LLM models only: the model's sampling defaults, which a request may "
+        "override (what is absent is left to the engine).",
+    )
     cost_per_image: float | None = Field(default=None, description="Image (sd) models only.")
     placeholder: bool | None = Field(
         default=None, description="Image models only: true if it draws placeholders, no diffusion."
@@ -56,6 +66,7 @@ class ModelOut(BaseModel):
                 type=model.type,
                 max_context=model.max_context,
                 cost_per_1k_tokens=cost,
+                sampling=model.settings.get("sampling") or {},
             )
         return cls(
             id=model.id,
@@ -72,6 +83,11 @@ class AgentCreate(BaseModel):
     appearance_prompt: Appearance = ""
     personality_prompt: Personality = ""
     description: Description = ""
+    background: Background = ""
+    scenario: Scenario = ""
+    greeting: Greeting = ""
+    alternate_greetings: AlternateGreetings = []
+    example_dialogue: ExampleDialogue = ""
     sd_model_id: str | None = Field(
         default=None, max_length=40, description="An enabled image model, for the avatar."
     )
@@ -88,6 +104,11 @@ class AgentUpdate(BaseModel):
     appearance_prompt: Annotated[Appearance | None, NotNull] = None
     personality_prompt: Annotated[Personality | None, NotNull] = None
     description: Annotated[Description | None, NotNull] = None
+    background: Annotated[Background | None, NotNull] = None
+    scenario: Annotated[Scenario | None, NotNull] = None
+    greeting: Annotated[Greeting | None, NotNull] = None
+    alternate_greetings: Annotated[AlternateGreetings | None, NotNull] = None
+    example_dialogue: Annotated[ExampleDialogue | None, NotNull] = None
     sd_model_id: str | None = Field(default=None, max_length=40, description="null clears it.")
     age: Age | None = Field(default=None, description="null clears it.")
     tags: Annotated[Tags | None, NotNull] = None
@@ -100,6 +121,11 @@ class AgentOut(BaseModel):
     appearance_prompt: str = Field(description='With "{age} years old, " in front when age is set.')
     personality_prompt: str
     description: str
+    background: str
+    scenario: str
+    greeting: str
+    alternate_greetings: list[str]
+    example_dialogue: str
     avatar_url: str | None
     age: int | None
     tags: list[str]
@@ -167,6 +193,25 @@ class MessageOut(BaseModel):
     thought_process: dict[str, Any] | None = Field(
         default=None, exclude_if=lambda v: v is None, description="Only with `verbose`."
     )
+    alternatives: list[MessageVersion] = Field(
+        default=[],
+        exclude_if=lambda v: not v,
+        description="Only on an agent message with versions (regenerated, or a greeting with "
+        "alternates): every version; `content` is the selected one's.",
+    )
+    selected: int | None = Field(
+        default=None,
+        exclude_if=lambda v: v is None,
+        description="With `alternatives`: the index of the version shown as `content`.",
+    )
+
+
+class ConversationUpdate(BaseModel):
+    """`PATCH /api/v1/conversations/{id}`: the fields given change (at least one)."""
+
+    model_config = ConfigDict(extra="forbid")
+    title: Annotated[Title | None, NotNull] = None
+    system_prompt: Annotated[SystemPrompt | None, NotNull] = None
 
 
 class ImageCreate(BaseModel):

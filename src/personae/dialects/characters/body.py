@@ -9,7 +9,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
 from personae.api.errors import invalid_request
-from personae.character.fields import split_tags_text
+from personae.character.fields import json_string_list, split_tags_text
 from personae.errors import InvalidRequest, UnsupportedMediaType
 
 M = TypeVar("M", bound=BaseModel)
@@ -49,9 +49,14 @@ async def read_character_body(request: Request, model: type[M]) -> tuple[M, byte
             image = await value.read()
         elif isinstance(value, UploadFile):
             raise InvalidRequest(f"{key}: a file was sent where text was expected")
-        elif key == "tags":
+        elif key in ("tags", "alternate_greetings"):
+            # Tags may be comma-separated; greetings hold commas, so only a JSON array.
             try:
-                data["tags"] = split_tags_text(value)
+                data[key] = (
+                    split_tags_text(value)
+                    if key == "tags"
+                    else json_string_list(key, value.strip() or "[]")
+                )
             except ValueError as exc:
                 raise InvalidRequest(str(exc)) from exc
         else:

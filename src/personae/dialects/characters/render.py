@@ -3,6 +3,9 @@ webhook payloads, which the contract defines as the characters API's rendering."
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from personae.api.types import MessageVersion
 from personae.character.fields import Visibility
 from personae.dialects.characters.schemas import (
     CharacterBrief,
@@ -10,12 +13,13 @@ from personae.dialects.characters.schemas import (
     CharacterStats,
     CharacterSummary,
     ChatMessageOut,
+    ConversationData,
     ConversationSummary,
     Creator,
     LastMessage,
 )
 from personae.image.storage import Storage
-from personae.models import Character, Conversation, Message
+from personae.models import Character, Conversation, Message, MessageAlternative
 
 
 def summary(storage: Storage, c: Character) -> CharacterSummary:
@@ -38,6 +42,10 @@ def detail(storage: Storage, c: Character) -> CharacterDetail:
         description=c.description,
         personality=c.personality,
         background=c.background,
+        scenario=c.scenario,
+        greeting=c.greeting,
+        alternate_greetings=c.alternate_greetings,
+        example_dialogue=c.example_dialogue,
         tags=c.tags,
         image_url=storage.url_for(c.image_key),
         created_at=c.created_at,
@@ -52,7 +60,12 @@ def detail(storage: Storage, c: Character) -> CharacterDetail:
     )
 
 
-def chat_message(storage: Storage, conversation: Conversation, m: Message) -> ChatMessageOut:
+def chat_message(
+    storage: Storage,
+    conversation: Conversation,
+    m: Message,
+    versions: Sequence[MessageAlternative] = (),
+) -> ChatMessageOut:
     is_character = m.role == "agent"
     return ChatMessageOut(
         id=m.id,
@@ -63,25 +76,47 @@ def chat_message(storage: Storage, conversation: Conversation, m: Message) -> Ch
         is_character=is_character,
         image_url=storage.url_for(m.image_key),
         unanswered=m.unanswered,
+        alternatives=MessageVersion.list_of(versions),
+        selected=m.selected if versions else None,
     )
 
 
-def conversation_summary(
+def conversation_data(
     storage: Storage, conversation: Conversation, last: Message | None
-) -> ConversationSummary:
+) -> ConversationData:
+    """Any conversation, for webhook events."""
     c = conversation.character
-    return ConversationSummary(
+    return ConversationData(
         id=conversation.id,
         title=conversation.title,
-        character=CharacterBrief(id=c.id, name=c.name, image_url=storage.url_for(c.image_key))
-        if c
-        else None,
-        last_message=LastMessage(
-            content=last.content, created_at=last.created_at, is_character=last.role == "agent"
-        )
-        if last
-        else None,
+        character=_brief(storage, c) if c else None,
+        last_message=_last(last) if last else None,
         created_at=conversation.created_at,
         updated_at=conversation.updated_at,
         message_count=conversation.message_count,
     )
+
+
+def conversation_summary(
+    storage: Storage, conversation: Conversation, last: Message
+) -> ConversationSummary:
+    """A conversation with a character (the service hands out no other to this API)."""
+    c = conversation.character
+    assert c is not None, "the characters API lists only conversations with a character"
+    return ConversationSummary(
+        id=conversation.id,
+        title=conversation.title,
+        character=_brief(storage, c),
+        last_message=_last(last),
+        created_at=conversation.created_at,
+        updated_at=conversation.updated_at,
+        message_count=conversation.message_count,
+    )
+
+
+def _brief(storage: Storage, c: Character) -> CharacterBrief:
+    return CharacterBrief(id=c.id, name=c.name, image_url=storage.url_for(c.image_key))
+
+
+def _last(m: Message) -> LastMessage:
+    return LastMessage(content=m.content, created_at=m.created_at, is_character=m.role == "agent")

@@ -18,6 +18,7 @@ from personae.api.deps import (
 )
 from personae.api.dialect import CHARACTERS_PREFIX
 from personae.api.openapi import error_responses
+from personae.api.query import reject_unknown_query
 from personae.character.fields import normalize_tags
 from personae.character.repository import CatalogueSort
 from personae.character.service import CharacterChanges
@@ -60,7 +61,7 @@ ERRORS = error_responses(
 router = APIRouter(
     prefix=CHARACTERS_PREFIX,
     tags=["characters API"],
-    dependencies=[Depends(require_characters_api)],
+    dependencies=[Depends(require_characters_api), Depends(reject_unknown_query)],
     responses=ERRORS,
 )
 
@@ -80,6 +81,7 @@ def character_body_doc(model: type[CharacterCreate] | type[CharacterUpdate]) -> 
         "properties": {
             **{k: {"type": "string"} for k in schema["properties"]},
             "tags": {"type": "string", "description": "A JSON array or comma-separated."},
+            "alternate_greetings": {"type": "string", "description": "A JSON array."},
             "image": {
                 "type": "string",
                 "format": "binary",

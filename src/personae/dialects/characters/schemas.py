@@ -6,19 +6,23 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from personae.api.types import Timestamp
+from personae.api.types import MessageVersion, Timestamp
 from personae.character.fields import (
     Age,
+    AlternateGreetings,
     Appearance,
     Background,
     Description,
+    ExampleDialogue,
+    Greeting,
     Name,
     NotNull,
     Personality,
+    Scenario,
     Tags,
     Visibility,
 )
-from personae.conversation.fields import ChatOptions, MessageText
+from personae.conversation.fields import ChatOptions, MessageText, Title
 from personae.pagination import Page
 from personae.webhook.events import EVENT_TYPES
 
@@ -84,6 +88,10 @@ class CharacterCreate(BaseModel):
     description: Description
     personality: Personality
     background: Background
+    scenario: Scenario = ""
+    greeting: Greeting = ""
+    alternate_greetings: AlternateGreetings = []
+    example_dialogue: ExampleDialogue = ""
     tags: Tags = []
     appearance_prompt: Appearance = ""
     age: Age | None = None
@@ -98,6 +106,10 @@ class CharacterUpdate(BaseModel):
     description: Annotated[Description | None, NotNull] = None
     personality: Annotated[Personality | None, NotNull] = None
     background: Annotated[Background | None, NotNull] = None
+    scenario: Annotated[Scenario | None, NotNull] = None
+    greeting: Annotated[Greeting | None, NotNull] = None
+    alternate_greetings: Annotated[AlternateGreetings | None, NotNull] = None
+    example_dialogue: Annotated[ExampleDialogue | None, NotNull] = None
     tags: Annotated[Tags | None, NotNull] = None
     appearance_prompt: Annotated[Appearance | None, NotNull] = None
     age: Age | None = Field(default=None, description="null clears it.")
@@ -132,6 +144,10 @@ class CharacterDetail(BaseModel):
     description: str
     personality: str
     background: str
+    scenario: str
+    greeting: str
+    alternate_greetings: list[str]
+    example_dialogue: str
     tags: list[str]
     image_url: str | None
     created_at: Timestamp
@@ -211,6 +227,17 @@ class ChatMessageOut(BaseModel):
     thought_process: dict[str, Any] | None = Field(
         default=None, exclude_if=lambda v: v is None, description="Only with `verbose`."
     )
+    alternatives: list[MessageVersion] = Field(
+        default=[],
+        exclude_if=lambda v: not v,
+        description="Only on a character's message with versions (regenerated, or a greeting "
+        "with alternates): every version; `content` is the selected one's.",
+    )
+    selected: int | None = Field(
+        default=None,
+        exclude_if=lambda v: v is None,
+        description="With `alternatives`: the index of the version shown as `content`.",
+    )
 
 
 class ChatMessagePage(BaseModel):
@@ -230,7 +257,10 @@ class LastMessage(BaseModel):
     is_character: bool
 
 
-class ConversationSummary(BaseModel):
+class ConversationData(BaseModel):
+    """A conversation in webhook events: the summary's fields, where a conversation may
+    not have a character (one started through the agents API) or a message yet."""
+
     id: str
     title: str
     character: CharacterBrief | None
@@ -240,9 +270,36 @@ class ConversationSummary(BaseModel):
     message_count: int
 
 
+class ConversationSummary(ConversationData):
+    """A conversation as the characters API shows it: always with a character and a
+    message (others are not listed, and are 404 when asked for)."""
+
+    character: CharacterBrief
+    last_message: LastMessage
+
+
 class ConversationPage(BaseModel):
     data: list[ConversationSummary]
     pagination: Pagination
+
+
+class ConversationTitle(BaseModel):
+    """`PATCH /v1/chat/conversations/{id}`."""
+
+    model_config = ConfigDict(extra="forbid")
+    title: Title
+
+
+class ConversationDeleted(BaseModel):
+    success: Literal[True] = True
+    message: str = "Conversation deleted"
+    conversation_id: str
+
+
+class MessageDeleted(BaseModel):
+    success: Literal[True] = True
+    message: str = "Message deleted"
+    message_id: str
 
 
 # webhooks

@@ -10,9 +10,56 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 Role = Literal["system", "user", "assistant"]
+
+
+class Sampling(BaseModel):
+    """How the next token is drawn. Each registered model holds its defaults (its engine
+    settings' `sampling`), a request may override any of them, and what neither sets is
+    left to the engine. The bounds are stated once, here: both dialects use them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    temperature: Annotated[float | None, Field(ge=0, le=2, description="0: greedy.")] = None
+    top_p: Annotated[
+        float | None,
+        Field(
+            gt=0,
+            le=1,
+            description="Nucleus: the smallest set of tokens whose probabilities add up to top_p.",
+        ),
+    ] = None
+    min_p: Annotated[
+        float | None,
+        Field(ge=0, le=1, description="Drop tokens less likely than min_p times the best."),
+    ] = None
+    top_k: Annotated[
+        int | None, Field(ge=0, le=1000, description="Only the k likeliest tokens; 0: all.")
+    ] = None
+    repeat_penalty: Annotated[
+        float | None,
+        Field(ge=0.5, le=2, description="Above 1, tokens of the last 64 are made less likely."),
+    ] = None
+    frequency_penalty: Annotated[
+        float | None, Field(ge=-2, le=2, description="Penalty growing with a token's count.")
+    ] = None
+    presence_penalty: Annotated[
+        float | None, Field(ge=-2, le=2, description="Penalty for any token already used.")
+    ] = None
+
+    def over(self, base: Sampling) -> Sampling:
+        """These settings, falling back to `base` for what they leave unset."""
+        return base.model_copy(update=self.model_dump(exclude_none=True))
+
+    def given(self) -> dict[str, float | int]:
+        return self.model_dump(exclude_none=True)
+
+
+# What a turn uses when neither the model nor the request says otherwise.
+HOUSE_SAMPLING = Sampling(temperature=0.7)
 
 
 @dataclass(frozen=True)
@@ -24,7 +71,7 @@ class ChatMessage:
 @dataclass(frozen=True)
 class GenerationParams:
     max_tokens: int = 256
-    temperature: float = 0.7
+    sampling: Sampling = HOUSE_SAMPLING
     stop: tuple[str, ...] = ()
     seed: int | None = None
 
@@ -61,6 +108,8 @@ class LLMEngine(ABC):
     context_window: int
     #: the engine's name in the registry
     kind: str = "llm"
+    #: the registered model's sampling defaults (its settings' `sampling`)
+    sampling: Sampling = Sampling()
 
     async def load(self) -> None:  # noqa: B027  (optional hook)
         """Do the slow part of starting (load weights, start a process)."""

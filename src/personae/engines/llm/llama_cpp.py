@@ -24,6 +24,7 @@ from personae.engines.llm.base import (
     EngineStatus,
     GenerationParams,
     LLMEngine,
+    Sampling,
 )
 from personae.engines.llm.llama_server import EngineState, LlamaServerProcess, ServerCommand
 from personae.engines.llm.native import resolve_path, server_binary
@@ -51,6 +52,7 @@ class LlamaCppConfig(BaseModel):
         description="Sequences decoded together; default PERSONAE_LLM_PARALLEL.",
     )
     n_threads: int | None = Field(default=None, ge=1, description="Default: every core.")
+    sampling: Sampling = Field(default_factory=Sampling, description="The model's defaults.")
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ class LlamaCppEngine(LLMEngine):
         self.runtime = runtime or LlamaRuntime()
         self.path = resolve_path(config.path)
         self.context_window = config.n_ctx
+        self.sampling = config.sampling
         self.parallel = config.parallel or self.runtime.parallel
         self.tokenizer = GGUFTokenizer(self.path)
         self.admission = Admission(self.parallel, self.runtime.max_waiting)
@@ -118,6 +121,10 @@ class LlamaCppEngine(LLMEngine):
             ),
             transport=process.transport(),
             tokenizer=self.tokenizer,
+            # A prompt partly reused from the cache is computed in other batch sizes, which
+            # changes the last bits of the logits: a seeded request, asking for the same
+            # answer to the same input, is computed whole.
+            with_seed={"cache_prompt": False},
         )
 
     async def count_tokens(self, texts: list[str]) -> list[int]:

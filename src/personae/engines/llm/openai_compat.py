@@ -17,7 +17,15 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from personae.engines.llm.base import ChatMessage, Chunk, Delta, Finish, GenerationParams, LLMEngine
+from personae.engines.llm.base import (
+    ChatMessage,
+    Chunk,
+    Delta,
+    Finish,
+    GenerationParams,
+    LLMEngine,
+    Sampling,
+)
 from personae.engines.llm.native import resolve_path
 from personae.engines.llm.tokenizer import GGUFTokenizer
 from personae.errors import EngineFailed, EngineTimeout, EngineUnavailable
@@ -33,6 +41,7 @@ class OpenAICompatConfig(BaseModel):
     timeout_seconds: float = Field(default=120, gt=0)
     context_window: int = Field(default=4096, ge=256)
     tokenizer_path: str | None = Field(default=None, description="A GGUF with the same tokenizer.")
+    sampling: Sampling = Field(default_factory=Sampling, description="The model's defaults.")
 
 
 class OpenAICompatEngine(LLMEngine):
@@ -44,11 +53,15 @@ class OpenAICompatEngine(LLMEngine):
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         tokenizer: GGUFTokenizer | None = None,
+        with_seed: dict[str, Any] | None = None,
     ) -> None:
         """`transport` and `tokenizer` let the embedded engine reuse this client for the
-        llama-server it supervises (a Unix socket, and the tokenizer it already holds)."""
+        llama-server it supervises (a Unix socket, and the tokenizer it already holds);
+        `with_seed` are more fields sent with requests that carry a seed."""
+        self.with_seed = with_seed or {}
         self.config = config
         self.context_window = config.context_window
+        self.sampling = config.sampling
         headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
         self._client = httpx.AsyncClient(
             base_url=config.base_url.rstrip("/"),
@@ -76,14 +89,14 @@ class OpenAICompatEngine(LLMEngine):
             "model": self.config.model,
             "messages": [{"role": m.role, "content": m.content} for m in messages],
             "max_tokens": params.max_tokens,
-            "temperature": params.temperature,
+            **sampling_body(params.sampling),
             "stream": True,
             "stream_options": {"include_usage": True},
         }
         if params.stop:
             body["stop"] = list(params.stop)
         if params.seed is not None:
-            body["seed"] = params.seed
+            body |= {"seed": params.seed, **self.with_seed}
         usage: dict[str, int] | None = None
         reasoning: list[str] = []
         completion, reason = 0, "stop"
@@ -125,3 +138,14 @@ class OpenAICompatEngine(LLMEngine):
         await self._client.aclose()
         if self.tokenizer is not None and self._owns_tokenizer:
             self.tokenizer.close()
+
+
+def sampling_body(sampling: Sampling) -> dict[str, float | int]:
+    """The request fields for these settings: only those set, so that a server which knows
+    none of the extensions (OpenAI itself) gets none. `top_k`, `min_p` and the repetition
+    penalty are extensions that llama.cpp's server, vLLM and Ollama read; llama.cpp calls
+    the penalty `repeat_penalty`, vLLM and TGI `repetition_penalty`, so both are sent."""
+    body = sampling.given()
+    if "repeat_penalty" in body:
+        body["repetition_penalty"] = body["repeat_penalty"]
+    return body
