@@ -4,7 +4,8 @@ Runs the app in-process (httpx over ASGI, SQLite in a temporary directory) on th
 defaults (SmolLM2-135M in the supervised llama-server, the model's default sampling, the
 default prompt template) and makes the 24 characters below through `POST /v1/characters`,
 each with a distinctive name, a setting and a greeting, as character platforms write them.
-Every turn is `POST /v1/chat/{id}/messages` with a fixed seed, so reruns agree.
+Every turn is `POST /v1/chat/{id}/messages` with a fixed seed, one at a time, so reruns
+agree.
 
 * `persona.name_rate`: in a new conversation (which opens with the greeting), the share of
   answers to "Who are you?" that give the character's name (target >= 0.9).
@@ -16,8 +17,10 @@ Every turn is `POST /v1/chat/{id}/messages` with a fixed seed, so reruns agree.
 
 Answers are up to 120 tokens. `PERSONAE_BENCH_SAMPLING` (JSON, e.g. '{"temperature": 0.3}')
 sends per-request sampling overrides and `PERSONAE_BENCH_TEMPLATE` names a prompt template
-file: that is how the bundled model's defaults were chosen (docs/engines.md). Every
-conversation is printed to stderr.
+file: that is how the bundled model's defaults were chosen (docs/engines.md).
+`PERSONAE_BENCH_LEGACY=1` measures a build from before these fields and options existed
+(the scenario goes into the background, no greeting, no seed). Every conversation is
+printed to stderr.
 """
 
 from __future__ import annotations
@@ -43,8 +46,11 @@ from personae.state import AppState
 
 BASE_URL = "http://bench"
 MAX_TOKENS = 120
-CONCURRENT = 4  # characters talked to at once
+# One turn at a time: the engine's arithmetic for a sequence depends on how many others are
+# decoded with it, so concurrent turns would make reruns disagree even with fixed seeds.
+CONCURRENT = 1
 SEED = 20_261_124
+LEGACY = os.environ.get("PERSONAE_BENCH_LEGACY") == "1"
 
 # name, the part of it an answer must give, description, personality, scenario, greeting
 CHARACTERS = [
@@ -295,6 +301,9 @@ class Persona:
             "greeting": greeting,
             "visibility": "private",
         }
+        if LEGACY:
+            body |= {"background": body.pop("scenario")}
+            del body["greeting"]
         return str(checked(await self.client.post("/v1/characters", json=body), 201)["id"])
 
     async def say(self, character_id: str, conversation_id: str | None, text: str, seed: int):
@@ -306,6 +315,8 @@ class Persona:
         }
         if conversation_id:
             body["conversation_id"] = conversation_id
+        if LEGACY:
+            del body["seed"]
         answer = checked(await self.client.post(f"/v1/chat/{character_id}/messages", json=body))
         return answer["conversation_id"], answer["content"]
 

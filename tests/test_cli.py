@@ -22,6 +22,7 @@ from personae.app import create_app
 from personae.cli.main import app as cli
 from personae.config import Settings
 from personae.image.processing import sanitize_image
+from personae.model.service import EMBEDDED_SAMPLING
 
 runner = CliRunner()
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -172,7 +173,11 @@ def test_models_add_list_disable_remove(data_dir: Path) -> None:
         ("llm", "SmolLM2-135M-Instruct (embedded)"),
         ("sd", "Placeholder avatars (drawn, no diffusion)"),
     ]
-    assert listed[0]["settings"] == {"path": "builtin:smollm2", "n_ctx": 2048}
+    assert listed[0]["settings"] == {
+        "path": "builtin:smollm2",
+        "n_ctx": 2048,
+        "sampling": EMBEDDED_SAMPLING,
+    }
     remote = json.loads(ok(
         "models", "add", "--name", "vLLM Llama", "--engine", "openai", "--base-url",
         "http://vllm.internal:8000/v1", "--model", "llama-3-8b", "--api-key", "sk-secret",

@@ -106,13 +106,13 @@ async def test_alternatives_are_rendered_in_both_dialects(
 
     agents = await agents_messages(client, creds, conv)
     assert [(m["role"], m["content"]) for m in agents] == [
-        ("agent", "Hello ada, I am Nell."), ("user", "Hi"), ("agent", "Hello, traveller"),
+        ("agent", "Hello User, I am Nell."), ("user", "Hi"), ("agent", "Hello, traveller"),
         ("user", "Where to?"),
     ]  # fmt: skip
     greeting = agents[0]
     assert greeting["selected"] == 0
     assert [(a["index"], a["content"]) for a in greeting["alternatives"]] == [
-        (0, "Hello ada, I am Nell."), (1, "Nell waves."), (2, "Nell nods."),
+        (0, "Hello User, I am Nell."), (1, "Nell waves."), (2, "Nell nods."),
     ]  # fmt: skip
     assert all(a["created_at"].endswith("Z") for a in greeting["alternatives"])
     for plain in agents[1:]:  # left out, not null, without versions
@@ -229,18 +229,18 @@ async def test_editing_messages_in_both_dialects(
     assert edited.status_code == 200, edited.text
     assert edited.json()["content"] == "Nell waves twice."
     assert [a["content"] for a in edited.json()["alternatives"]] == [
-        "Hello ada, I am Nell.", "Nell waves twice.", "Nell nods.",
+        "Hello User, I am Nell.", "Nell waves twice.", "Nell nods.",
     ]  # fmt: skip
     chosen = await client.patch(
         f"/api/v1/conversations/{conv}/messages/{greeting['id']}",
         json={"selected": 0},
         headers=bearer(creds),
     )
-    assert chosen.json()["content"] == "Hello ada, I am Nell."
+    assert chosen.json()["content"] == "Hello User, I am Nell."
 
     listed = await agents_messages(client, creds, conv)
     assert [m["content"] for m in listed] == [
-        "Hello ada, I am Nell.", "Hi there", "Well met.", "Where to?",
+        "Hello User, I am Nell.", "Hi there", "Well met.", "Where to?",
     ]  # fmt: skip
     # the conversation's list shows the last message as it now reads
     await client.patch(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,8 +18,9 @@ from helpers import agents_error, bearer, characters_error, x_api_key
 from images import png
 from llm_servers import SCRIPTED_REQUESTS, failing_server
 from personae.account.service import Credentials
+from personae.conversation.prompt import PromptTemplate
 from personae.errors import InvalidRequest
-from personae.model.service import ModelService, ModelType
+from personae.model.service import EMBEDDED_SAMPLING, ModelService, ModelType
 
 CARD = {
     "name": "Captain Brine",
@@ -140,12 +142,11 @@ async def test_a_new_conversation_opens_with_the_greeting_and_the_prompt_follows
     )
     assert first.status_code == 200, first.text
     sent = SCRIPTED_REQUESTS[-1]["messages"]
-    assert [m["role"] for m in sent] == ["system", "assistant", "user", "system"]
+    assert [m["role"] for m in sent] == ["system", "assistant", "user"]
     assert sent[0]["content"].startswith("Your name is Captain Brine.")
     assert "Scenario: User climbs aboard the Salt Widow." in sent[0]["content"]
     assert "User: Hello\nCaptain Brine: Arr." in sent[0]["content"]
     assert sent[1]["content"] == "Arr, User. I'm Captain Brine."
-    assert "Captain Brine" in sent[3]["content"]  # the instruction after the history
 
     conversation = first.json()["conversation_id"]
     listed = await client.get(
@@ -175,6 +176,31 @@ async def test_a_new_conversation_opens_with_the_greeting_and_the_prompt_follows
         "/api/v1/conversations", json={"agent_id": plain["id"]}, headers=bearer(creds)
     )
     assert none.json()["message_count"] == 0
+
+
+async def test_an_operator_template_places_its_instruction_after_the_users_message(
+    client: httpx.AsyncClient, make_account: MakeAccount, app: FastAPI, remote: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "prompt.j2"
+    path.write_text(
+        "{% block system %}You are {{ char }}.{% endblock %}"
+        "{% block post_history %}[Stay {{ char }}; {{ user }} is listening.]{% endblock %}"
+    )
+    app.state.personae.prompt_template = PromptTemplate.from_file(path)
+    await scripted_model(app, remote, {})
+    creds = await make_account()
+    made = await card(client, creds)
+    SCRIPTED_REQUESTS.clear()
+    first = await client.post(
+        f"/v1/chat/{made['id']}/messages", json={"message": "Hi"}, headers=x_api_key(creds)
+    )
+    assert first.status_code == 200, first.text
+    assert SCRIPTED_REQUESTS[-1]["messages"] == [
+        {"role": "system", "content": "You are Captain Brine."},
+        {"role": "assistant", "content": "Arr, User. I'm Captain Brine."},
+        {"role": "user", "content": "Hi"},
+        {"role": "system", "content": "[Stay Captain Brine; User is listening.]"},
+    ]
 
 
 async def test_sampling_defaults_and_overrides_reach_the_engine_and_answers_are_cleaned(
@@ -291,7 +317,7 @@ async def test_model_sampling_defaults_are_checked_on_registration(app: FastAPI)
                 {"path": "builtin:smollm2", "sampling": {"typical": 1}},
             )
         embedded = (await service.list_enabled(ModelType.LLM))[0]
-        assert embedded.settings["sampling"]["repeat_penalty"] > 1  # the bundled defaults
+        assert embedded.settings["sampling"] == EMBEDDED_SAMPLING
 
 
 async def test_the_same_seed_gives_the_same_answer(

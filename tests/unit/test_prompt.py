@@ -22,7 +22,7 @@ def vexa(**kw: object) -> Character:
     return Character(**(fields | kw))
 
 
-def test_default_template_puts_the_name_first_and_repeats_it_after_the_history() -> None:
+def test_default_template_puts_the_name_first() -> None:
     prompt = PromptTemplate().render(
         vexa(
             scenario="{{char}} waits on a roof.",
@@ -39,7 +39,7 @@ def test_default_template_puts_the_name_first_and_repeats_it_after_the_history()
     assert "User: Hi\nVexa: Go." in prompt.system
     assert "<START>" not in prompt.system
     assert "Keep answers short." in prompt.system
-    assert "Vexa" in prompt.post_history
+    assert prompt.post_history == ""  # the default has none (see DEFAULT_TEMPLATE)
 
 
 def test_without_a_character_only_the_system_prompt_is_sent() -> None:

@@ -180,6 +180,14 @@ class ChatService:
     async def _model(self, session: AsyncSession, llm_id: str | None) -> Model:
         return await ModelService(session).resolve_llm(llm_id)
 
+    async def _conversation_model(
+        self, session: AsyncSession, conversation: Conversation, llm_id: str | None
+    ) -> Model:
+        """An explicit llm_id must be enabled; the conversation's own may have gone away."""
+        if llm_id is not None:
+            return await self._model(session, llm_id)
+        return await ModelService(session).resolve_conversation_llm(conversation.llm_id)
+
     async def _engine(self, model: Model) -> LLMEngine:
         """The model's engine, once it has room for one more turn: a full engine refuses
         here, before anything is written."""
@@ -247,11 +255,7 @@ class ChatService:
     ) -> PreparedTurn:
         async with self.sessionmaker() as session:
             conversation = await self._owned(session, account, conversation_id)
-            # An explicit llm_id must be enabled; the conversation's own may have gone away.
-            if llm_id is not None:
-                model = await self._model(session, llm_id)
-            else:
-                model = await ModelService(session).resolve_conversation_llm(conversation.llm_id)
+            model = await self._conversation_model(session, conversation, llm_id)
         engine = await self._engine(model)
         return await self._prepare_stored_turn(
             account, conversation.id, None, content, model, engine, options
@@ -401,10 +405,7 @@ class ChatService:
             conversation = await self._owned(session, account, conversation_id)
             conversations = ConversationService(session, CharacterService(session, self.storage))
             target = await conversations.regeneration_target(conversation, message_id)
-            if llm_id is not None:
-                model = await self._model(session, llm_id)
-            else:
-                model = await ModelService(session).resolve_conversation_llm(conversation.llm_id)
+            model = await self._conversation_model(session, conversation, llm_id)
         engine = await self._engine(model)
         async with self.sessionmaker() as session:
             repo = ConversationRepository(session)
@@ -423,7 +424,7 @@ class ChatService:
             conversations = ConversationService(session, CharacterService(session, self.storage))
             now = utcnow()
             hold = await self._hold(session, account, model, fitted, options, now)
-            if conversation.llm_id != model.id and llm_id is None:
+            if conversation.llm_id != model.id:
                 await conversations.switch_model(conversation, model.id)
             if conversation.character_id:
                 await conversations.characters.record_chat_activity(conversation.character_id, now)

@@ -19,9 +19,9 @@ from jinja2.sandbox import SandboxedEnvironment
 from personae.engines.llm.base import ChatMessage, LLMEngine, Role
 from personae.models import Character, Message
 
-# The default prompt. Small models attend most to the start and the end of a prompt, so the
-# character's name comes first, and the name is repeated in the instruction placed after the
-# history (`post_history`, sent as a system message after the user's last message).
+# The default prompt. Small models attend most to the start of a prompt, so the character's
+# name comes first ("Your name is X" raised the share of answers that give it), and the
+# system message ends by repeating it.
 DEFAULT_TEMPLATE = """\
 {%- block system -%}
 {%- if character -%}
@@ -50,9 +50,9 @@ and never write {{ user }}'s lines.
 {%- endif %}
 {%- endblock %}
 {%- block post_history -%}
-{%- if character -%}
-Reply as {{ char }}.
-{%- endif -%}
+{#- An instruction sent after the user's message, as a system message. Empty by default:
+    with the bundled 135M model, "Reply as {{ char }}." there halved how often a character
+    repeats what the user told it (bench/bench_persona.py); write one for larger models. -#}
 {%- endblock -%}
 """
 

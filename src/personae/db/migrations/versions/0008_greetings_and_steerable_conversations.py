@@ -26,7 +26,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 EMBEDDED_PATH = "builtin:smollm2"
-EMBEDDED_SAMPLING = {"temperature": 0.3, "top_p": 0.9, "min_p": 0.05, "repeat_penalty": 1.1}
+EMBEDDED_SAMPLING = {"temperature": 0.7, "top_p": 0.9, "min_p": 0.05}
 models = sa.table(
     "models",
     sa.column("id", sa.String),
