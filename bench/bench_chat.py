@@ -48,7 +48,6 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -56,12 +55,12 @@ import httpx
 from asgi_lifespan import LifespanManager
 from sqlalchemy import insert, update
 
-from personae.account.service import AccountService
 from personae.app import create_app
 from personae.config import Settings
 from personae.engines.llm.llama_cpp import LlamaCppEngine
 from personae.models import Conversation, Message
 from personae.state import AppState
+from unlimited import unlimited_key
 
 SEED = 7
 BASE_URL = "http://bench"
@@ -177,19 +176,6 @@ async def timed(call: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
     started = time.perf_counter()
     result = await call()
     return time.perf_counter() - started, result
-
-
-async def setup_account(state: AppState) -> str:
-    async with state.sessionmaker.begin() as session:
-        service = AccountService(session)
-        credentials = await service.create_account("bench", None, "enterprise", Decimal(0))
-        await service.set_plan(
-            credentials.account,
-            "enterprise",
-            rate_limit_per_minute=10_000_000,
-            chat_requests_per_month=10_000_000,
-        )
-    return credentials.plaintext
 
 
 # 1. API vs direct ------------------------------------------------------------------------
@@ -535,7 +521,7 @@ async def bench(data_dir: Path) -> dict[str, float]:
     figures: dict[str, float] = {}
     async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60):
         state: AppState = app.state.personae
-        key = await setup_account(state)
+        key = await unlimited_key(state)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(
             transport=transport,

@@ -32,17 +32,15 @@ import re
 import sys
 import tempfile
 from collections import Counter
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
 from asgi_lifespan import LifespanManager
 
-from personae.account.service import AccountService
 from personae.app import create_app
 from personae.config import Settings
-from personae.state import AppState
+from unlimited import unlimited_key
 
 BASE_URL = "http://bench"
 MAX_TOKENS = 120
@@ -347,19 +345,6 @@ class Persona:
         }
 
 
-async def setup_key(state: AppState) -> str:
-    async with state.sessionmaker.begin() as session:
-        service = AccountService(session)
-        credentials = await service.create_account("bench", None, "enterprise", Decimal(0))
-        await service.set_plan(
-            credentials.account,
-            "enterprise",
-            rate_limit_per_minute=10_000_000,
-            chat_requests_per_month=10_000_000,
-        )
-    return credentials.plaintext
-
-
 async def bench(data_dir: Path) -> dict[str, float]:
     template = os.environ.get("PERSONAE_BENCH_TEMPLATE")
     sampling = json.loads(os.environ.get("PERSONAE_BENCH_SAMPLING") or "{}")
@@ -371,7 +356,7 @@ async def bench(data_dir: Path) -> dict[str, float]:
     )
     app = create_app(settings)
     async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60):
-        key = await setup_key(app.state.personae)
+        key = await unlimited_key(app.state.personae)
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app),
             base_url=BASE_URL,

@@ -218,32 +218,33 @@ class ChatService:
         conversation: Conversation | None,
         fixed: Sequence[str],
         options: TurnOptions,
+        before_seq: int | None = None,
     ) -> FittedHistory:
+        """The history that fits beside `fixed`: the whole conversation's, or with
+        `before_seq` only the messages before that one (a regeneration's)."""
         budget = engine.context_window - options.max_tokens
         if conversation is None or repo is None:
             fitted = await fit_history(engine, budget, fixed, 0, _no_history, 0)
         else:
+            if before_seq is None:
+                total, before_seq = conversation.message_count, conversation.last_seq + 1
+            else:
+                total = await repo.count_before(conversation.id, before_seq)
             fitted = await fit_history(
                 engine,
                 budget,
                 fixed,
-                conversation.message_count,
+                total,
                 lambda seq, n: repo.newest_before(conversation.id, seq, n),
-                conversation.last_seq + 1,
+                before_seq,
             )
-        self._check_fits(fitted, budget, engine, options)
-        return fitted
-
-    @staticmethod
-    def _check_fits(
-        fitted: FittedHistory, budget: int, engine: LLMEngine, options: TurnOptions
-    ) -> None:
         if fitted.prompt_tokens > budget:
             raise InvalidRequest(
                 f"The prompt ({fitted.prompt_tokens} tokens) leaves no room for an answer of "
                 f"{options.max_tokens} tokens in the model's context of {engine.context_window}",
                 details={"prompt_tokens": fitted.prompt_tokens, "context": engine.context_window},
             )
+        return fitted
 
     async def prepare_conversation_turn(
         self,
@@ -408,18 +409,10 @@ class ChatService:
             model = await self._conversation_model(session, conversation, llm_id)
         engine = await self._engine(model)
         async with self.sessionmaker() as session:
-            repo = ConversationRepository(session)
             prompt = self.template.render(conversation.character, conversation.system_prompt)
-            budget = engine.context_window - options.max_tokens
-            fitted = await fit_history(
-                engine,
-                budget,
-                [prompt.system, prompt.post_history],
-                await repo.count_before(conversation.id, target.seq),
-                lambda seq, n: repo.newest_before(conversation.id, seq, n),
-                target.seq,
-            )
-        self._check_fits(fitted, budget, engine, options)
+            fixed = [prompt.system, prompt.post_history]
+            repo = ConversationRepository(session)
+            fitted = await self._fit(engine, repo, conversation, fixed, options, target.seq)
         async with self.writer.begin() as session:
             conversations = ConversationService(session, CharacterService(session, self.storage))
             now = utcnow()
