@@ -18,7 +18,7 @@ LLAMA_CMAKE_ARGS ?=
 LLAMA_DIR := $(VENV)/llama.cpp
 LLAMA_FLAGS := $(VENV)/.llama-flags
 
-.PHONY: install install-dev serve test lint services bench clean FORCE
+.PHONY: install install-dev serve test lint services bench fuzz clean FORCE
 
 install: $(STAMP)
 install-dev: $(DEV_STAMP)
@@ -61,6 +61,15 @@ lint: install-dev
 
 test: install-dev services lint
 	$(BIN)/pytest
+
+# schemathesis against both dialects for long (`make test` runs the same test bounded):
+# FUZZ_EXAMPLES examples per operation and phase, then the stateful workflows along the links
+# it infers from the document. FUZZ_SEED makes a run, and so a failure, reproducible.
+FUZZ_EXAMPLES ?= 200
+FUZZ_SEED ?= 1405
+fuzz: install-dev services
+	PERSONAE_FUZZ_EXAMPLES='$(FUZZ_EXAMPLES)' PERSONAE_FUZZ_SEED='$(FUZZ_SEED)' \
+		PERSONAE_FUZZ_STATEFUL=1 $(BIN)/pytest tests/test_fuzz.py
 
 # Every bench/bench_*.py; figures are printed and merged into bench/results.json.
 bench: install-dev services

@@ -108,15 +108,43 @@ async def _scripted(request: Request) -> Response:
     return StreamingResponse(events(), media_type="text/event-stream")
 
 
+# /trickle/v1/chat/completions streams TRICKLE_PIECES words, one every TRICKLE_SECONDS (a
+# slow model: 20 s in all), and counts in TRICKLE_CLOSED the streams whose client hung up.
+TRICKLE_PIECES = 200
+TRICKLE_SECONDS = 0.1
+TRICKLE_CLOSED: list[int] = []
+
+
+async def _trickle(request: Request) -> Response:
+    async def events() -> AsyncIterator[str]:
+        sent, finished = 0, False
+        try:
+            for _ in range(TRICKLE_PIECES):
+                chunk = {"choices": [{"delta": {"content": " word"}, "finish_reason": None}]}
+                yield f"data: {json.dumps(chunk)}\n\n"
+                sent += 1
+                await asyncio.sleep(TRICKLE_SECONDS)
+            usage = {"prompt_tokens": 20, "completion_tokens": TRICKLE_PIECES}
+            yield f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n"
+            yield "data: [DONE]\n\n"
+            finished = True
+        finally:
+            if not finished:  # the client closed the stream
+                TRICKLE_CLOSED.append(sent)
+
+    return StreamingResponse(events(), media_type="text/event-stream")
+
+
 @contextmanager
 def failing_server() -> Iterator[str]:
-    """An HTTP server whose /fail/v1/chat/completions answers 500, /slow/v1/... hangs, and
-    /scripted/v1/... streams SCRIPT."""
+    """An HTTP server whose /fail/v1/chat/completions answers 500, /slow/v1/... hangs,
+    /scripted/v1/... streams SCRIPT and /trickle/v1/... streams slowly."""
     app = Starlette(
         routes=[
             Route("/fail/v1/chat/completions", _fail_500, methods=["POST"]),
             Route("/slow/v1/chat/completions", _slow, methods=["POST"]),
             Route("/scripted/v1/chat/completions", _scripted, methods=["POST"]),
+            Route("/trickle/v1/chat/completions", _trickle, methods=["POST"]),
         ]
     )
     with serving(app) as base:

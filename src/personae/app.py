@@ -16,11 +16,15 @@ from personae.account.service import AccountService
 from personae.api.errors import install_error_handlers
 from personae.api.files import router as files_router
 from personae.api.health import router as health_router
+from personae.api.idempotency import IdempotencyMiddleware
 from personae.api.middleware import (
     BodyLimitMiddleware,
+    HeaderLimitMiddleware,
     RateLimitHeadersMiddleware,
     UnexpectedErrorMiddleware,
 )
+from personae.api.openapi import install_openapi
+from personae.api.security import QueryKeyMiddleware, SecurityHeadersMiddleware, add_cors
 from personae.character.tasks import refresh_trending_forever
 from personae.config import Settings
 from personae.conversation.chat import drain_releases
@@ -29,6 +33,7 @@ from personae.dialects.agents.routes import router as agents_router
 from personae.dialects.characters.routes import router as characters_router
 from personae.errors import PersonaeError
 from personae.model.service import ModelService
+from personae.redact import install_log_redaction
 from personae.state import AppState
 
 log = logging.getLogger("personae")
@@ -106,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        install_log_redaction()  # here, once the server has configured its logging
         state = AppState.build(settings)
         background: list[asyncio.Task[None]] = []
         try:
@@ -114,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await state.turns.beat()  # registered before the first turn can start
             background.append(asyncio.create_task(state.turns.run_forever()))
             background.append(asyncio.create_task(refresh_trending_forever(state)))
+            background.append(asyncio.create_task(state.idempotency.sweep_forever()))
             if settings.llm_preload:
                 background.append(asyncio.create_task(preload_default_llm(state)))
             background += await start_queue(state, consume=False)
@@ -132,16 +139,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Starlette's slash redirect builds its Location from the request's Host header;
+        # `/api/v1/agents/` is a 404 that names the path without the slash instead.
+        redirect_slashes=False,
     )
     install_error_handlers(app)
+    install_openapi(app)
     # Added first = innermost: errors become responses, then headers go on, then the cap.
     app.add_middleware(UnexpectedErrorMiddleware)
+    # Inside the rate-limit headers: the answers it gives itself (replays, 409s) carry them.
+    app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(
         BodyLimitMiddleware,
         json_cap=settings.max_json_body_bytes,
         multipart_cap=settings.max_upload_bytes + MULTIPART_OVERHEAD,
     )
+    app.add_middleware(HeaderLimitMiddleware, cap=settings.max_header_bytes)
+    # Outermost: a key in the URL is refused before anything counts or reads the request;
+    # CORS answers preflights (and marks errors too); every response gets the headers.
+    app.add_middleware(QueryKeyMiddleware)
+    add_cors(app, settings)
+    app.add_middleware(SecurityHeadersMiddleware)
     app.include_router(health_router)
     app.include_router(files_router)
     app.include_router(agents_router)

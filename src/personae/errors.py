@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import math
+from datetime import datetime
 from typing import Any
+
+from personae.timestamps import format_timestamp
 
 
 class PersonaeError(Exception):
@@ -33,8 +37,26 @@ class InvalidRequest(PersonaeError):
     status, code, default_message = 400, "invalid_request", "Invalid request"
 
 
+# RFC 9110: a 401 names how to authenticate. Both dialects take `Bearer KEY` (and the
+# `X-API-Key` header, which has no registered scheme to name).
+AUTH_CHALLENGE = 'Bearer realm="personae"'
+
+
 class Unauthorized(PersonaeError):
     status, code, default_message = 401, "unauthorized", "No valid API key was provided"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(
+            message,
+            details=details,
+            headers={"WWW-Authenticate": AUTH_CHALLENGE, **(headers or {})},
+        )
 
 
 class PaymentRequired(PersonaeError):
@@ -69,6 +91,20 @@ class Conflict(PersonaeError):
 
 class ModelUnavailable(Conflict):
     code, default_message = "model_unavailable", "The conversation's model is no longer offered"
+
+
+class IdempotencyKeyReused(Conflict):
+    """The key was used, by the same account, for a request with another path or body."""
+
+    code = "idempotency_key_reused"
+    default_message = "This Idempotency-Key was already used for a different request"
+
+
+class IdempotencyKeyInUse(Conflict):
+    """A request with the same key is still running; the retry did not start."""
+
+    code = "idempotency_key_in_use"
+    default_message = "A request with this Idempotency-Key is still being processed"
 
 
 class PayloadTooLarge(PersonaeError):
@@ -112,8 +148,31 @@ class EngineTimeout(PersonaeError):
 class QuotaExceeded(RateLimited):
     default_message = "Monthly chat request quota exhausted"
 
-    def __init__(self, limit: int, reset_date: str) -> None:
+    def __init__(self, limit: int, reset: datetime, now: datetime) -> None:
+        """`reset`: when the quota renews (the next month's start, UTC). Like every 429 it
+        carries `Retry-After`: the seconds until then."""
+        reset_date = format_timestamp(reset)
         super().__init__(
             f"Monthly chat request quota of {limit} exhausted; it resets {reset_date}",
             details={"limit": "monthly_chat_requests", "quota": limit, "reset_date": reset_date},
+            headers={"Retry-After": str(max(1, math.ceil((reset - now).total_seconds())))},
         )
+
+
+class CapReached(RateLimited):
+    """The account already has as many of something as a per-account cap allows
+    (`account/caps.py`); `details.limit` names the cap."""
+
+    def __init__(
+        self, message: str, *, limit: str, most: int, setting: str, retry_after: int
+    ) -> None:
+        super().__init__(
+            message,
+            details={"limit": limit, "max": most, "setting": setting},
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
+class HeadersTooLarge(PersonaeError):
+    status, code = 431, "request_header_fields_too_large"
+    default_message = "Request headers too large"

@@ -7,13 +7,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from personae.errors import InvalidRequest
+
 T = TypeVar("T")
+
+# The deepest page of any list. Unbounded, `?page=10**20` made an OFFSET no database takes
+# (a 500); bounded, the offset stays below MAX_PAGE times the largest page size (1,000),
+# far inside a 64-bit integer and past what offset paging serves well anyway.
+MAX_PAGE = 10_000
 
 
 @dataclass(frozen=True)
 class PageRequest:
     page: int
     size: int
+
+    def __post_init__(self) -> None:
+        # The routes' `page` parameters state the same bound (api/types.py: PageNumber).
+        if not 1 <= self.page <= MAX_PAGE:
+            raise InvalidRequest(
+                f"page: must be from 1 to {MAX_PAGE}", details={"field": "page", "max": MAX_PAGE}
+            )
 
     @property
     def offset(self) -> int:

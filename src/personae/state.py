@@ -4,6 +4,7 @@ loaded engines, the task queue, image jobs and webhook deliveries."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -13,7 +14,9 @@ from personae.conversation.turns import TurnLedger
 from personae.db.session import Writer, create_engine, create_sessionmaker, is_sqlite
 from personae.engines.image.registry import ImageEngines
 from personae.engines.llm.registry import LLMEngines
+from personae.idempotency.service import IdempotencyKeys
 from personae.image.jobs import ImageJobs, JobEvents
+from personae.image.signing import UrlSigner, signing_secrets
 from personae.image.storage import LocalStorage
 from personae.jobs.queue import JobQueue
 from personae.ratelimit import RateLimiter
@@ -36,19 +39,22 @@ class AppState:
     webhook_deliveries: WebhookDeliveries
     turns: TurnLedger
     writer: Writer
+    idempotency: IdempotencyKeys
 
     @classmethod
     def build(cls, settings: Settings) -> AppState:
         engine = create_engine(settings)
         sessionmaker = create_sessionmaker(engine)
         writer = Writer(sessionmaker, serialise=is_sqlite(settings.resolved_database_url))
-        storage = LocalStorage(settings.data_dir / "files", settings.resolved_public_url)
+        signer = UrlSigner(signing_secrets(settings), settings.file_url_ttl_seconds)
+        storage = LocalStorage(settings.data_dir / "files", settings.resolved_public_url, signer)
         image_engines = ImageEngines()
         queue = JobQueue(settings)
         events = JobEvents()
         jobs = ImageJobs(
             settings, sessionmaker, storage, image_engines, queue.enqueue_image, events
         )
+        turns = TurnLedger(sessionmaker, writer, settings.turn_heartbeat_seconds)
         return cls(
             settings,
             engine,
@@ -62,8 +68,15 @@ class AppState:
             events,
             jobs,
             WebhookDeliveries(settings, sessionmaker, queue.enqueue_delivery),
-            TurnLedger(sessionmaker, writer, settings.turn_heartbeat_seconds),
+            turns,
             writer,
+            IdempotencyKeys(
+                sessionmaker,
+                writer,
+                turns.instance_id,
+                settings.turn_heartbeat_seconds,
+                timedelta(seconds=settings.idempotency_key_ttl_seconds),
+            ),
         )
 
     async def close(self) -> None:

@@ -69,7 +69,7 @@ class Billing:
         if chat_request:
             quota = account.effective_chat_quota
             if not await self.repo.reserve_chat_request(account.id, period, quota):
-                raise QuotaExceeded(quota, next_month_start(now).isoformat())
+                raise QuotaExceeded(quota, next_month_start(now), now)
         if micros and not await self.repo.take_balance(account.id, micros):
             details: dict[str, object] = {"required": micros / 1_000_000}
             if model_id:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 KEY_MARKER = "prs_"
 _ALPHABET = string.ascii_letters + string.digits
+_BASE62 = frozenset(_ALPHABET)
 _PUBLIC_LEN = 8
 _SECRET_LEN = 32
 PREFIX_LEN = len(KEY_MARKER) + _PUBLIC_LEN
@@ -43,8 +44,11 @@ def generate_key() -> NewKey:
 
 
 def split_prefix(plaintext: str) -> str | None:
-    """The stored prefix of a presented key, or None if it cannot be one of ours."""
+    """The stored prefix of a presented key, or None if it cannot be one of ours (then it
+    is never looked up: PostgreSQL cannot even compare a string holding U+0000)."""
     if len(plaintext) != KEY_LEN or not plaintext.startswith(KEY_MARKER):
+        return None
+    if not _BASE62.issuperset(plaintext[len(KEY_MARKER) :]):
         return None
     return plaintext[:PREFIX_LEN]
 

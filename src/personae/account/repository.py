@@ -41,6 +41,18 @@ class AccountRepository:
         stmt = select(Account).order_by(Account.created_at, Account.id).offset(offset).limit(limit)
         return (await self.session.scalars(stmt)).all()
 
+    async def lock(self, account_id: str) -> None:
+        """Lock the account's row until the transaction ends (the lock order's step 2) with
+        a no-op UPDATE: a row lock on PostgreSQL, and on SQLite the database's write lock
+        (a SELECT … FOR UPDATE would lock nothing there). What the transaction reads after
+        this, no other writer changes before it commits."""
+        await self.session.execute(
+            update(Account)
+            .where(Account.id == account_id)
+            .values(balance_micros=Account.balance_micros)
+            .execution_options(synchronize_session=False)
+        )
+
     async def take_balance(self, account_id: str, micros: int) -> bool:
         """Take `micros` from the balance if it covers them, in one statement (no race)."""
         result = await self.session.execute(

@@ -9,6 +9,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from personae.account.caps import AccountCaps
 from personae.account.service import AccountService
 from personae.character.service import CharacterService
 from personae.config import Settings
@@ -100,16 +101,18 @@ async def require_characters_api(account: CurrentAccount) -> Account:
 
 
 def get_character_service(state: StateDep, session: SessionDep) -> CharacterService:
-    return CharacterService(session, state.storage, state.settings.max_upload_bytes)
+    return CharacterService(
+        session, state.storage, state.settings.max_upload_bytes, AccountCaps.of(state.settings)
+    )
 
 
 CharacterServiceDep = Annotated[CharacterService, Depends(get_character_service)]
 
 
 def get_conversation_service(
-    session: SessionDep, characters: CharacterServiceDep
+    state: StateDep, session: SessionDep, characters: CharacterServiceDep
 ) -> ConversationService:
-    return ConversationService(session, characters)
+    return ConversationService(session, characters, AccountCaps.of(state.settings))
 
 
 ConversationServiceDep = Annotated[ConversationService, Depends(get_conversation_service)]
@@ -123,6 +126,8 @@ def get_chat_service(state: StateDep) -> ChatService:
         state.storage,
         state.turns,
         state.writer,
+        caps=AccountCaps.of(state.settings),
+        max_generation_seconds=state.settings.max_generation_seconds,
     )
 
 
@@ -130,7 +135,7 @@ ChatServiceDep = Annotated[ChatService, Depends(get_chat_service)]
 
 
 def get_image_service(state: StateDep, session: SessionDep) -> ImageService:
-    return ImageService(session, state.queue.enqueue_image)
+    return ImageService(session, state.queue.enqueue_image, AccountCaps.of(state.settings))
 
 
 ImageServiceDep = Annotated[ImageService, Depends(get_image_service)]

@@ -8,10 +8,12 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import iter_route_contexts
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from personae.api.dialect import error_response
 from personae.errors import (
@@ -23,6 +25,7 @@ from personae.errors import (
     ServiceUnavailable,
     UnsupportedMediaType,
 )
+from personae.redact import redact
 
 log = logging.getLogger("personae")
 
@@ -59,9 +62,24 @@ def invalid_request(errors: Sequence[Any]) -> InvalidRequest:
                 f"Malformed JSON body: {reason}", details={"body": "json_invalid"}
             )
         name, where = _field(tuple(err.get("loc", ())))
+        name = redact(name)  # a key pasted as a field name is not repeated back
         fields.append({"field": name, "in": where, "message": err.get("msg", "invalid")})
     message = "; ".join(f"{f['field']}: {f['message']}" for f in fields) or "Invalid request"
     return InvalidRequest(message, details={"fields": fields})
+
+
+def no_such_endpoint(request: Request) -> NotFound:
+    """404 for a path no route takes. A trailing slash is a 404 too (never a redirect: the
+    redirect's Location would come from the request's Host header); the message names the
+    path that exists, relative, so nothing in it comes from the Host."""
+    path = request.url.path
+    message = f"No such endpoint: {request.method} {path}"
+    other = path.rstrip("/") if path.endswith("/") else path + "/"
+    if other and other != path:
+        scope = {**request.scope, "path": other}
+        if any(route.matches(scope)[0] is not Match.NONE for route in request.app.router.routes):
+            message += f" (did you mean {other}?)"
+    return NotFound(message)
 
 
 async def _personae_error(request: Request, exc: Exception) -> Response:
@@ -78,9 +96,17 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     kind = _BY_STATUS.get(exc.status_code)
     if exc.status_code == 404:
-        error: PersonaeError = NotFound(f"No such endpoint: {request.method} {request.url.path}")
+        error: PersonaeError = no_such_endpoint(request)
     elif exc.status_code == 405:
-        error = MethodNotAllowed(f"Method {request.method} not allowed on {request.url.path}")
+        allowed = allowed_methods(request)
+        error = MethodNotAllowed(
+            f"Method {request.method} not allowed on {request.url.path}",
+            details={"allowed": allowed},
+            # Starlette's own `Allow` (in exc.headers) names the methods of the first route
+            # that matched the path alone; every method of the path belongs there.
+            headers={"Allow": ", ".join(allowed)},
+        )
+        return error_response(request.url.path, error)
     elif kind is not None:
         error = kind(str(exc.detail))
     else:
@@ -88,6 +114,24 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         error.status = exc.status_code
     error.headers.update(exc.headers or {})
     return error_response(request.url.path, error)
+
+
+# The order methods are listed in `Allow`.
+_METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route takes on this request's path (each of our routes takes
+    one method, so a path with GET, PATCH and DELETE is three routes)."""
+    methods: set[str] = set()
+    # FastAPI keeps included routers as branches; this walks their routes, prefixes applied.
+    for route in iter_route_contexts(request.app.routes):
+        if not route.methods:
+            continue
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= route.methods
+    return sorted(methods, key=lambda m: (*_METHOD_ORDER, m).index(m))
 
 
 def database_busy(exc: BaseException) -> PersonaeError | None:

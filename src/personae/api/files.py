@@ -1,28 +1,59 @@
-"""`GET /files/{key}`: stored images, with their content type and long-lived caching
-(keys are never reused, so a URL's bytes never change)."""
+"""`GET /files/{key}`: stored images, with their content type and caching.
+
+A public character's avatar is served to anyone and cached by anyone for a year (keys are
+never reused, so a URL's bytes never change). Every other file is served only at the
+signed, expiring URL the API rendered for those who may see it (`image/signing.py`), with
+`Cache-Control: private` until it expires. An unsigned, tampered or expired request for
+such a file gets exactly what a missing file gets: 404.
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
-from personae.api.deps import StateDep
+from personae.api.deps import CharacterServiceDep, StateDep
 from personae.errors import NotFound
 from personae.image.storage import CONTENT_TYPES
 
 router = APIRouter(tags=["files"])
 
+PUBLIC_CACHE = "public, max-age=31536000, immutable"
 
-@router.get("/files/{key:path}", summary="A stored image", response_class=FileResponse)
-async def get_file(key: str, state: StateDep) -> FileResponse:
+
+@router.get(
+    "/files/{key:path}",
+    summary="A stored image",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"image/png": {}, "image/jpeg": {}}},
+        404: {"description": "No such file, or a non-public file without a valid signature"},
+    },
+)
+async def get_file(
+    key: str,
+    state: StateDep,
+    characters: CharacterServiceDep,
+    expires: str | None = None,
+    signature: str | None = None,
+) -> FileResponse:
+    """Public characters' avatars at their plain URL; every other file only with the
+    `expires` and `signature` the API put in its URL."""
+    missing = NotFound(f"No file {key!r}")
     path = state.storage.path(key)
     if path is None:
-        raise NotFound(f"No file {key!r}")
+        raise missing
+    if expires is not None or signature is not None:
+        remaining = state.storage.signature_lifetime(key, expires or "", signature or "")
+        if remaining is None:
+            raise missing
+        cache = f"private, max-age={remaining}"
+    elif await characters.is_public_avatar(key):
+        cache = PUBLIC_CACHE
+    else:
+        raise missing
     return FileResponse(
         path,
         media_type=CONTENT_TYPES[path.suffix.lstrip(".")],
-        headers={
-            "Cache-Control": "public, max-age=31536000, immutable",
-            "X-Content-Type-Options": "nosniff",
-        },
+        headers={"Cache-Control": cache, "X-Content-Type-Options": "nosniff"},
     )

@@ -6,9 +6,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from personae.errors import EngineFailed
-from personae.image.jobs import ImageStatus
 from personae.image.service import ImageOrder, ImageService, wait_for_image
 from personae.models import Account, Character, Image
+from personae.models.image import ImageStatus
 from personae.state import AppState
 
 

@@ -69,9 +69,15 @@ def stream_turn(
     )
 
 
-# OpenAPI: generating endpoints answer JSON, or SSE with `"stream": true`.
+# OpenAPI: generating endpoints answer JSON, or SSE with `"stream": true`, and what a turn
+# may answer besides (error bodies are the dialect's, filled in by `api/openapi.py`).
 STREAM_RESPONSES: dict[int | str, Any] = {
-    200: {"content": {"text/event-stream": {}}, "description": "With `stream`: SSE events."}
+    200: {"content": {"text/event-stream": {}}, "description": "With `stream`: SSE events."},
+    402: {"description": "The balance cannot pay for the turn"},
+    409: {"description": "The conversation's model is no longer offered (`model_unavailable`)"},
+    502: {"description": "The model engine failed"},
+    503: {"description": "The model engine is unavailable or at capacity"},
+    504: {"description": "The model engine timed out"},
 }
 
 
@@ -116,3 +122,28 @@ async def until_disconnected(work: Awaitable[T], request: Request) -> T | None:
 async def _disconnected(receive: Receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
+
+
+def final_stream(recorded: bytes) -> bytes | None:
+    """A finished stream told again in brief (what an idempotent retry gets back): one
+    `delta` with the whole text, then the stream's `message` event as it was sent. None for
+    a stream that did not end with its message (an `error` event, or cut short)."""
+    text: list[str] = []
+    message: bytes | None = None
+    for block in recorded.split(b"\n\n"):
+        if not block.strip():
+            continue
+        fields: dict[bytes, bytes] = {}
+        for line in block.split(b"\n"):
+            field, _, value = line.partition(b": ")
+            fields[field] = value
+        name = fields.get(b"event")
+        if name == b"delta":
+            text.append(json.loads(fields[b"data"])["content"])
+        elif name == b"message":
+            message = block + b"\n\n"
+        else:
+            return None
+    if message is None:
+        return None
+    return (_event("delta", {"content": "".join(text)}) if text else b"") + message

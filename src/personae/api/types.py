@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from fastapi import Query
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
 from personae.character.fields import NotNull
 from personae.conversation.fields import MessageText
+from personae.ids import IdRef
 from personae.models import MessageAlternative
+from personae.numbers import JsonIntegers
+from personae.pagination import MAX_PAGE
+from personae.timestamps import format_timestamp
 
-
-def format_timestamp(value: datetime) -> str:
-    """ISO 8601 in UTC with milliseconds and a `Z`, e.g. ``2023-09-01T12:00:00.000Z``."""
-    return (
-        value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-    )
-
+# The `page` query parameter of every list in both dialects.
+PageNumber = Annotated[
+    int, Query(ge=1, le=MAX_PAGE, description=f"Page number, from 1 to {MAX_PAGE:,}.")
+]
 
 Timestamp = Annotated[
     datetime, PlainSerializer(format_timestamp, return_type=str, when_used="json")
@@ -39,10 +41,12 @@ class MessageVersion(BaseModel):
 
 
 # Request bodies that read the same in both dialects.
-class MessageEdit(BaseModel):
+class MessageEdit(JsonIntegers):
     """`PATCH …/messages/{id}`: exactly one of the two."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", strict=True, json_schema_extra={"minProperties": 1, "maxProperties": 1}
+    )
     content: Annotated[MessageText | None, NotNull] = Field(
         default=None, description="The new text (of the selected version, if it has several)."
     )
@@ -50,11 +54,15 @@ class MessageEdit(BaseModel):
         default=None, description="Show this version of the message (its index in `alternatives`)."
     )
 
+    @model_validator(mode="after")
+    def _one(self) -> MessageEdit:
+        if len(self.model_fields_set) != 1:
+            raise ValueError("give exactly one of `content` and `selected`")
+        return self
+
 
 class BranchCreate(BaseModel):
     """`POST …/conversations/{id}/branch`."""
 
-    model_config = ConfigDict(extra="forbid")
-    message_id: str = Field(
-        max_length=40, description="The last message (of this conversation) to copy."
-    )
+    model_config = ConfigDict(extra="forbid", strict=True)
+    message_id: IdRef = Field(description="The last message (of this conversation) to copy.")

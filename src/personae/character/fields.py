@@ -4,10 +4,21 @@ limit is stated once (docs/api.md lists them)."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    StringConstraints,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
+
+from personae.text import NAME, TEXT
 
 MAX_NAME = 100
 MAX_DESCRIPTION = 1_000
@@ -20,6 +31,7 @@ MAX_ALTERNATE_GREETINGS = 10
 MAX_EXAMPLE_DIALOGUE = 8_000
 MAX_TAGS = 20
 MAX_TAG = 32
+MAX_TAGS_GIVEN = 100  # before normalisation (duplicates and case variants fold together)
 MIN_AGE, MAX_AGE = 18, 10_000
 
 
@@ -32,11 +44,14 @@ def normalize_tags(tags: list[str]) -> list[str]:
     """Trimmed, lower-cased, de-duplicated (first occurrence wins), capped in count."""
     out: list[str] = []
     for raw in tags:
-        tag = " ".join(raw.split()).lower()
-        if not tag:
+        folded = " ".join(raw.split())
+        if not folded:
             raise ValueError("tags must not be empty")
-        if len(tag) > MAX_TAG:
-            raise ValueError(f"tag {tag[:40]!r} is longer than {MAX_TAG} characters")
+        if len(folded) > MAX_TAG:
+            raise ValueError(f"tag {folded[:40]!r} is longer than {MAX_TAG} characters")
+        # Letter by letter, and only where the lower case is one letter too ("İ" is two):
+        # the stored tag is never longer than the tag given, which the document bounds.
+        tag = "".join(c.lower() if len(c.lower()) == 1 else c for c in folded)
         if "," in tag:
             raise ValueError("tags must not contain commas")
         if tag not in out:
@@ -50,7 +65,7 @@ def json_string_list(field: str, text: str) -> list[str]:
     """A form field that holds a JSON array of strings."""
     try:
         value: Any = json.loads(text)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:  # RecursionError: deep nesting
         raise ValueError(f"{field}: not a valid JSON array") from exc
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ValueError(f"{field}: the JSON array must hold strings")
@@ -62,22 +77,45 @@ def split_tags_text(text: str) -> list[str]:
     text = text.strip()
     if text.startswith("["):
         return json_string_list("tags", text)
-    return [t for t in text.split(",") if t.strip()]
+    try:
+        return split_comma_tags(text)
+    except ValueError as exc:
+        raise ValueError(f"tags: {exc}") from exc
 
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME)]
-Description = Annotated[str, StringConstraints(max_length=MAX_DESCRIPTION)]
-Personality = Annotated[str, StringConstraints(max_length=MAX_PERSONALITY)]
-Background = Annotated[str, StringConstraints(max_length=MAX_BACKGROUND)]
-Appearance = Annotated[str, StringConstraints(max_length=MAX_APPEARANCE)]
+def split_comma_tags(text: str) -> list[str]:
+    """Comma-separated tags (a form field, the catalogue's filter). Blank text is no tags;
+    otherwise every tag must hold something: `a,,b` or `,,,` is refused, not read as
+    fewer tags."""
+    if not text.strip():
+        return []
+    tags = text.split(",")
+    if len(tags) > MAX_TAGS_GIVEN:
+        raise ValueError(f"at most {MAX_TAGS_GIVEN} tags may be given, not {len(tags)}")
+    if any(not tag.strip() for tag in tags):
+        raise ValueError("an empty tag (two commas in a row, or one at an end)")
+    return tags
+
+
+# Which characters each kind of text may hold (control characters, one line, a visible
+# character in a name): `personae/text.py`.
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME), NAME
+]
+Description = Annotated[str, StringConstraints(max_length=MAX_DESCRIPTION), TEXT]
+Personality = Annotated[str, StringConstraints(max_length=MAX_PERSONALITY), TEXT]
+Background = Annotated[str, StringConstraints(max_length=MAX_BACKGROUND), TEXT]
+Appearance = Annotated[str, StringConstraints(max_length=MAX_APPEARANCE), TEXT]
 Scenario = Annotated[
     str,
     StringConstraints(max_length=MAX_SCENARIO),
+    TEXT,
     Field(description="The situation every conversation starts in."),
 ]
 Greeting = Annotated[
     str,
     StringConstraints(strip_whitespace=True, max_length=MAX_GREETING),
+    TEXT,
     Field(
         description="The character's first message, which starts every new conversation. "
         "`{{char}}` and `{{user}}` stand for the character's and the user's names."
@@ -86,7 +124,9 @@ Greeting = Annotated[
 AlternateGreetings = Annotated[
     list[
         Annotated[
-            str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_GREETING)
+            str,
+            StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_GREETING),
+            TEXT,
         ]
     ],
     Field(
@@ -97,15 +137,51 @@ AlternateGreetings = Annotated[
 ExampleDialogue = Annotated[
     str,
     StringConstraints(max_length=MAX_EXAMPLE_DIALOGUE),
+    TEXT,
     Field(
         description="Sample exchanges that show how the character talks: lines starting "
         "`{{user}}:` and `{{char}}:`, exchanges separated by `<START>`."
     ),
 ]
 Age = Annotated[int, Field(ge=MIN_AGE, le=MAX_AGE, description="18 or older.")]
+
+
+@dataclass(frozen=True)
+class _NoCommas:
+    """A tag holds no comma (tags are comma-separated in forms and in the catalogue's
+    filter). The JSON Schema says so in the text rule's `pattern`, whose character classes
+    are all negated (`[^…]`, `personae/text.py`): the comma joins each of them."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(self._check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        pattern = json_schema.get("pattern")
+        json_schema["pattern"] = pattern.replace("[^", "[^,") if pattern else "^[^,]*$"
+        return json_schema
+
+    @staticmethod
+    def _check(value: str) -> str:
+        if "," in value:
+            raise ValueError("tags must not contain commas")
+        return value
+
+
+# A tag as given: its length is checked as given (inner white space folds, so the stored
+# tag is never longer), and the list holds at most MAX_TAGS of them, so the count after
+# de-duplication never refuses what the document accepts.
+Tag = Annotated[str, StringConstraints(max_length=MAX_TAG), NAME, _NoCommas()]
 Tags = Annotated[
-    list[Annotated[str, StringConstraints(max_length=200)]],
-    Field(max_length=100, description=f"At most {MAX_TAGS} after normalisation."),
+    list[Tag],
+    Field(
+        max_length=MAX_TAGS,
+        description="Trimmed, lower-cased and de-duplicated when stored.",
+    ),
     AfterValidator(normalize_tags),
 ]
 
@@ -116,5 +192,27 @@ def _reject_null(value: Any) -> Any:
     return value
 
 
-# For PATCH bodies: the field may be left out, but an explicit null is refused.
-NotNull = BeforeValidator(_reject_null)
+@dataclass(frozen=True)
+class _NotNull:
+    """For PATCH bodies: the field may be left out (its Python type stays `X | None`, with
+    None for "not given"), but an explicit null is refused, and the JSON Schema says so:
+    `null` is taken out of the type (and out of the default, in `api/openapi.py`)."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return core_schema.no_info_before_validator_function(_reject_null, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        variants = json_schema.get("anyOf")
+        if not isinstance(variants, list):
+            return json_schema
+        kept = [v for v in variants if v != {"type": "null"}]
+        rest = {k: v for k, v in json_schema.items() if k != "anyOf"}
+        return kept[0] | rest if len(kept) == 1 else {"anyOf": kept} | rest
+
+
+NotNull = _NotNull()

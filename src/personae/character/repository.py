@@ -15,7 +15,7 @@ from sqlalchemy.orm import InstrumentedAttribute, aliased, joinedload
 from personae.db.base import utcnow
 from personae.db.paging import fetch_page
 from personae.db.upsert import affected_rows, insert_for
-from personae.models import Character, CharacterActivity, CharacterTag, Favorite, Like
+from personae.models import Character, CharacterActivity, CharacterTag, Favorite, Image, Like
 from personae.pagination import PageRequest
 
 PUBLIC = "public"
@@ -89,6 +89,21 @@ class CharacterRepository:
     async def delete(self, character: Character) -> None:
         await self.session.delete(character)
         await self.session.flush()
+
+    async def is_public_avatar(self, key: str, owner_id: str) -> bool:
+        """Whether `key` is the current avatar of a public character. `owner_id` is the id
+        the key was made for: the character's (an upload) or its avatar job's (generated),
+        so either way the answer is a primary-key lookup."""
+        public_avatar = (Character.image_key == key) & (Character.visibility == PUBLIC)
+        if owner_id.startswith("img_"):
+            stmt = select(
+                exists().where(
+                    Image.id == owner_id, Character.id == Image.character_id, public_avatar
+                )
+            )
+        else:
+            stmt = select(exists().where(Character.id == owner_id, public_avatar))
+        return bool(await self.session.scalar(stmt))
 
     # lists
     async def _page(

@@ -10,6 +10,7 @@ from typing import Any, TypedDict
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from personae.account.caps import CHARACTERS, AccountCaps, CapCheck
 from personae.character.fields import Visibility
 from personae.character.repository import CatalogueSort, CharacterRepository
 from personae.db.base import utcnow
@@ -17,7 +18,8 @@ from personae.db.hooks import after_commit
 from personae.errors import Forbidden, InvalidRequest, NotFound
 from personae.ids import new_id
 from personae.image.processing import sanitize_image
-from personae.image.storage import Storage, new_key
+from personae.image.repository import ImageRepository
+from personae.image.storage import Storage, new_key, owner_of
 from personae.model.repository import ModelRepository
 from personae.models import Account, Character, Favorite
 from personae.pagination import Page, PageRequest
@@ -50,10 +52,20 @@ def not_found(character_id: str) -> NotFound:
 
 
 class CharacterService:
-    def __init__(self, session: AsyncSession, storage: Storage, max_upload_bytes: int = 0) -> None:
-        """`max_upload_bytes` bounds uploaded images (0: an instance that takes none)."""
+    def __init__(
+        self,
+        session: AsyncSession,
+        storage: Storage,
+        max_upload_bytes: int = 0,
+        caps: AccountCaps | None = None,
+    ) -> None:
+        """`max_upload_bytes` bounds uploaded images (0: an instance that takes none);
+        `caps` are the per-account caps that creating checks (None: none, for the CLI and
+        the instances that only read)."""
+        self.caps = caps
         self.repo = CharacterRepository(session)
         self.models = ModelRepository(session)
+        self.images = ImageRepository(session)
         self.storage = storage
         self.max_upload_bytes = max_upload_bytes
 
@@ -81,6 +93,12 @@ class CharacterService:
             )
         return character
 
+    async def is_public_avatar(self, key: str) -> bool:
+        """Whether the file at `key` is a public character's current avatar (which anyone
+        may fetch without a signed URL)."""
+        owner = owner_of(key)
+        return owner is not None and await self.repo.is_public_avatar(key, owner)
+
     async def catalogue(
         self, tags: Sequence[str], sort: CatalogueSort, page: PageRequest
     ) -> Page[Character]:
@@ -101,6 +119,10 @@ class CharacterService:
     ) -> Character:
         if "name" not in changes:
             raise InvalidRequest("name: Field required")
+        if self.caps is not None:
+            await CapCheck(self.repo.session).enforce(
+                owner.id, CHARACTERS, self.caps.characters, lambda: self.repo.count_owned(owner.id)
+            )
         now = utcnow()
         character = Character(
             id=new_id("char"),
@@ -131,6 +153,8 @@ class CharacterService:
         old_image = character.image_key
         await self._apply(character, changes, image)
         character.updated_at = utcnow()
+        if image is not None and old_image:  # image rows before the character's row
+            await self.images.file_deleted(character.owner_id, old_image)
         await self.repo.save(character, tags_changed="tags" in changes)
         if image is not None and old_image:
             self._delete_file_after_commit(old_image)
@@ -146,7 +170,13 @@ class CharacterService:
         )
 
     async def delete(self, account: Account, character_id: str) -> None:
+        """Delete a character and its avatar file. The images made for it stay (they were
+        paid for), detached; the one whose file was its avatar becomes `deleted`."""
         character = await self.get_own(account, character_id)
+        # Image rows first, then the character's: the lock order.
+        await self.images.unlink_character(character.owner_id, character.id)
+        if character.image_key:
+            await self.images.file_deleted(character.owner_id, character.image_key)
         await self.repo.delete(character)
         if character.image_key:
             self._delete_file_after_commit(character.image_key)

@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from personae.account.billing import Billing, Hold
+from personae.account.caps import AccountCaps
 from personae.character.service import CharacterService
 from personae.conversation.cleaning import TEMPLATE_TOKENS, AnswerFilter, user_markers
 from personae.conversation.fields import TurnOptions
@@ -45,6 +46,7 @@ from personae.db.session import Writer
 from personae.engines.llm.base import (
     HOUSE_SAMPLING,
     ChatMessage,
+    Chunk,
     Delta,
     Finish,
     GenerationParams,
@@ -52,7 +54,7 @@ from personae.engines.llm.base import (
     Role,
 )
 from personae.engines.llm.registry import LLMEngines
-from personae.errors import EngineUnavailable, InvalidRequest
+from personae.errors import EngineTimeout, EngineUnavailable, InvalidRequest
 from personae.ids import new_id
 from personae.image.storage import Storage
 from personae.model.service import ModelService
@@ -62,6 +64,9 @@ log = logging.getLogger("personae")
 # Held above the estimate, for what a chat template adds that we cannot count (a default
 # system prompt, say). A turn is charged its real tokens, never more than was held.
 HOLD_MARGIN_TOKENS = 64
+# The finish reason of an answer cut off by `max_generation_seconds` (kept and charged like
+# one cut off by `max_tokens`, whose reason is "length"); `thought_process` shows it.
+TIME_LIMIT = "time_limit"
 _background: set[asyncio.Task[None]] = set()
 
 
@@ -114,6 +119,9 @@ class PreparedTurn:
         )
         answer = AnswerFilter(self.speaker, stops)
         started = time.perf_counter()
+        limit = self.service.max_generation_seconds
+        deadline = None if limit is None else asyncio.get_running_loop().time() + limit
+        out_of_time = False
         raw: list[str] = []
         pieces: list[str] = []
         finish: Finish | None = None
@@ -121,7 +129,14 @@ class PreparedTurn:
         try:
             chunks = self.engine.stream(self.messages, params)
             try:
-                async for chunk in chunks:
+                while True:
+                    try:
+                        chunk = await _next_chunk(chunks, deadline)
+                    except StopAsyncIteration:
+                        break
+                    except _OutOfTime:  # the engine's stream is closed: end the answer here
+                        out_of_time = True
+                        break
                     if isinstance(chunk, Finish):
                         finish = chunk
                         continue
@@ -138,9 +153,16 @@ class PreparedTurn:
                 pieces.append(text)
                 yield Delta(text)
             if finish is None:
-                assert answer.stopped, "engines end with a Finish"
+                assert answer.stopped or out_of_time, "engines end with a Finish"
+                if out_of_time and not raw:
+                    raise EngineTimeout(
+                        f"The model generated nothing in {limit:g} seconds, the longest a "
+                        "turn may generate (PERSONAE_MAX_GENERATION_SECONDS)",
+                        details={"limit": "max_generation_seconds", "max": limit},
+                    )
                 [count] = await self.engine.count_tokens(["".join(raw)])
-                finish = Finish(0, count, "stop")
+                # Cut off by the time limit, an answer ends as one cut off by its length.
+                finish = Finish(0, count, TIME_LIMIT if out_of_time else "stop")
             result = await self.service._finish_turn(self, "".join(pieces).strip(), finish, started)
             settled = True
             yield result
@@ -151,6 +173,27 @@ class PreparedTurn:
                 task = asyncio.get_running_loop().create_task(self.service._release(self))
                 _background.add(task)
                 task.add_done_callback(_background.discard)
+
+
+class _OutOfTime(Exception):
+    """The turn's generation ran past `max_generation_seconds`."""
+
+
+async def _next_chunk(chunks: AsyncIterator[Chunk], deadline: float | None) -> Chunk:
+    """The engine's next chunk. Past `deadline` (the event loop's clock) the wait is
+    cancelled, which closes the engine's stream (and stops its generation), and
+    `_OutOfTime` is raised. Only the wait is timed, never the caller's use of a chunk: a
+    deadline around a `yield` would cancel whatever the consumer awaits meanwhile."""
+    if deadline is None:
+        return await anext(chunks)
+    timeout = asyncio.timeout_at(deadline)
+    try:
+        async with timeout:
+            return await anext(chunks)
+    except TimeoutError:
+        if timeout.expired():
+            raise _OutOfTime from None
+        raise
 
 
 async def drain_releases() -> None:
@@ -168,9 +211,16 @@ class ChatService:
         storage: Storage,
         ledger: TurnLedger,
         writer: Writer,
+        *,
+        caps: AccountCaps | None = None,
+        max_generation_seconds: float | None = None,
     ) -> None:
+        """`caps`: the per-account caps a turn that starts a conversation checks;
+        `max_generation_seconds`: how long a turn may generate (None: no limit)."""
         self.sessionmaker = sessionmaker
         self.writer = writer
+        self.caps = caps
+        self.max_generation_seconds = max_generation_seconds
         self.engines = engines
         self.template = template
         self.storage = storage
@@ -222,6 +272,17 @@ class ChatService:
     ) -> FittedHistory:
         """The history that fits beside `fixed`: the whole conversation's, or with
         `before_seq` only the messages before that one (a regeneration's)."""
+        if options.max_tokens >= engine.context_window:
+            raise InvalidRequest(
+                f"max_tokens: {options.max_tokens} does not fit in the model's context of "
+                f"{engine.context_window} tokens with any prompt",
+                details={
+                    "field": "max_tokens",
+                    "limit": "context",
+                    "max": engine.context_window - 1,
+                    "context": engine.context_window,
+                },
+            )
         budget = engine.context_window - options.max_tokens
         if conversation is None or repo is None:
             fitted = await fit_history(engine, budget, fixed, 0, _no_history, 0)
@@ -316,7 +377,9 @@ class ChatService:
             )
         # Then the writes, in the lock order: money, conversation, character, records.
         async with self.writer.begin() as session:
-            conversations = ConversationService(session, CharacterService(session, self.storage))
+            conversations = ConversationService(
+                session, CharacterService(session, self.storage), self.caps
+            )
             now = utcnow()
             hold = await self._hold(session, account, model, fitted, options, now)
             if conversation is None:

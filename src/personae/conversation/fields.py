@@ -8,6 +8,9 @@ from typing import Annotated
 from pydantic import ConfigDict, Field, StringConstraints
 
 from personae.engines.llm.base import Sampling
+from personae.ids import IdRef
+from personae.numbers import JsonIntegers
+from personae.text import LINE, TEXT
 
 MAX_MESSAGE = 10_000
 MAX_TITLE = 200
@@ -15,11 +18,22 @@ MAX_SYSTEM_PROMPT = 10_000
 MAX_COMPLETION_MESSAGES = 200
 
 MessageText = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_MESSAGE)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_MESSAGE), TEXT
 ]
-Title = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_TITLE)]
-SystemPrompt = Annotated[str, StringConstraints(max_length=MAX_SYSTEM_PROMPT)]
-MaxTokens = Annotated[int, Field(ge=1, le=4096, description="Longest answer, in tokens.")]
+Title = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_TITLE), LINE]
+SystemPrompt = Annotated[str, StringConstraints(max_length=MAX_SYSTEM_PROMPT), TEXT]
+# A cap on any answer; the model's context bounds it further (`max_context` in
+# `GET /api/v1/models`): the prompt and the answer must fit in it together, else 400.
+MAX_ANSWER_TOKENS = 4096
+MaxTokens = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=MAX_ANSWER_TOKENS,
+        description="Longest answer, in tokens. The prompt and the answer must fit in the "
+        "model's context (`max_context` in `GET /api/v1/models`) together: 400 otherwise.",
+    ),
+]
 MAX_SEED = 2**31 - 1
 
 
@@ -33,11 +47,11 @@ class TurnOptions:
     verbose: bool = False
 
 
-class ChatOptions(Sampling):
+class ChatOptions(Sampling, JsonIntegers):
     """What every generating request of either dialect may ask for: the sampling settings
     override the model's defaults (`GET /api/v1/models` lists them) for this turn only."""
 
-    model_config = ConfigDict(extra="forbid", frozen=False)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=False)
     stream: bool = Field(default=False, description="Answer as Server-Sent Events.")
     verbose: bool = Field(default=False, description="Add `thought_process` to the answer.")
     max_tokens: MaxTokens | None = None
@@ -53,6 +67,4 @@ class ChatOptions(Sampling):
 class RegenerateOptions(ChatOptions):
     """`POST …/messages/{id}/regenerate` in both dialects: a turn's options, and a model."""
 
-    llm_id: str | None = Field(
-        default=None, max_length=40, description="Default: the conversation's."
-    )
+    llm_id: IdRef | None = Field(default=None, description="Default: the conversation's.")

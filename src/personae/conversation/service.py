@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from personae.account.caps import CONVERSATIONS, AccountCaps, CapCheck
 from personae.character.service import CharacterService
 from personae.conversation.fields import MAX_TITLE
 from personae.conversation.prompt import greetings
@@ -47,9 +48,27 @@ class MessageDetail:
 
 
 class ConversationService:
-    def __init__(self, session: AsyncSession, characters: CharacterService) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        characters: CharacterService,
+        caps: AccountCaps | None = None,
+    ) -> None:
+        """`caps`: the per-account caps that starting a conversation checks (None: none)."""
         self.repo = ConversationRepository(session)
         self.characters = characters
+        self.caps = caps
+
+    async def _check_cap(self, account: Account) -> None:
+        """429 if the account keeps as many conversations as it may (it stays locked, so
+        the conversation added next in this transaction cannot overshoot the cap)."""
+        if self.caps is not None:
+            await CapCheck(self.repo.session).enforce(
+                account.id,
+                CONVERSATIONS,
+                self.caps.conversations,
+                lambda: self.repo.count_owned(account.id),
+            )
 
     async def get(self, account: Account, conversation_id: str) -> Conversation:
         return await owned_conversation(self.repo, account, conversation_id)
@@ -67,6 +86,7 @@ class ConversationService:
         character = (
             await self.characters.get_visible(account, character_id) if character_id else None
         )
+        await self._check_cap(account)
         now = utcnow()
         conversation = Conversation(
             id=new_id("conv"),
@@ -304,6 +324,7 @@ class ConversationService:
                 f"message_id: no message {message_id!r} in this conversation",
                 details={"field": "message_id"},
             )
+        await self._check_cap(account)
         now = utcnow()
         suffix = " (branch)"
         conversation = Conversation(

@@ -25,6 +25,8 @@ def is_sqlite(url: str) -> bool:
 
 def create_engine(settings: Settings) -> AsyncEngine:
     url = settings.resolved_database_url
+    # hide_parameters: a database error's message (logged, and in a traceback) shows the
+    # statement but never its values, which can be webhook secrets or people's messages.
     pool = {
         "pool_size": settings.db_pool_size,
         "max_overflow": settings.db_max_overflow,
@@ -34,10 +36,12 @@ def create_engine(settings: Settings) -> AsyncEngine:
         # One file, one writer at a time (WAL lets readers run beside it): a connection
         # waits for the write lock up to the busy timeout rather than failing at once.
         settings.ensure_data_dir()
-        engine = create_async_engine(url, connect_args={"timeout": 30}, **pool)
+        engine = create_async_engine(
+            url, connect_args={"timeout": 30}, hide_parameters=True, **pool
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_pre_ping=True, **pool)
+    return create_async_engine(url, pool_pre_ping=True, hide_parameters=True, **pool)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -32,8 +32,10 @@ from personae.engines.image.registry import ImageEngines
 from personae.errors import EngineFailed, PersonaeError
 from personae.ids import new_id
 from personae.image.processing import sanitize_image
+from personae.image.repository import ImageRepository
 from personae.image.storage import Storage, new_key
 from personae.models import Image, Message, Model
+from personae.models.image import ImageStatus
 from personae.webhook import payloads
 from personae.webhook.events import emit
 from personae.webhook.payloads import emit_message_posted
@@ -42,14 +44,6 @@ log = logging.getLogger("personae")
 
 # What a generated file may weigh once re-encoded; far above a 2048² PNG.
 MAX_GENERATED_BYTES = 64 * 1024 * 1024
-
-
-class ImageStatus:
-    PENDING = "pending"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    FINISHED = (COMPLETED, FAILED)
 
 
 class JobEvents:
@@ -241,6 +235,8 @@ class ImageJobs:
         if character is None:
             return  # deleted while its avatar was made
         old = character.image_key
+        if old and old != key:  # image rows before the character's: the lock order
+            await ImageRepository(session).file_deleted(character.owner_id, old)
         character.image_key = key
         character.updated_at = now
         await session.flush()

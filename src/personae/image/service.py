@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from personae.account.billing import Billing
+from personae.account.caps import QUEUED_IMAGES, AccountCaps, CapCheck
 from personae.conversation.repository import ConversationRepository
 from personae.conversation.service import owned_conversation
 from personae.db.base import utcnow
@@ -23,9 +24,11 @@ from personae.engines.image.base import ImageDefaults
 from personae.engines.image.registry import IMAGE_ENGINES
 from personae.errors import NotFound
 from personae.ids import new_id
-from personae.image.jobs import ImageStatus, JobEvents
+from personae.image.jobs import JobEvents
+from personae.image.repository import ImageRepository
 from personae.model.service import ModelService
 from personae.models import Account, Image
+from personae.models.image import ImageStatus
 from personae.pagination import Page, PageRequest
 
 MAX_SEED = 2**31 - 1
@@ -52,9 +55,12 @@ class ImageService:
         self,
         session: AsyncSession,
         enqueue: Callable[[str], Awaitable[None]],
+        caps: AccountCaps | None = None,
     ) -> None:
+        """`caps`: the per-account caps that ordering checks (None: none)."""
         self.session = session
         self.enqueue = enqueue
+        self.caps = caps
 
     async def order(
         self,
@@ -73,6 +79,13 @@ class ImageService:
             )
         defaults = IMAGE_ENGINES.validate(model.engine, model.settings)
         assert isinstance(defaults, ImageDefaults)
+        if self.caps is not None:  # the account's row first: the lock order
+            await CapCheck(self.session).enforce(
+                account.id,
+                QUEUED_IMAGES,
+                self.caps.queued_images,
+                lambda: ImageRepository(self.session).count_unfinished(account.id),
+            )
         await Billing(self.session).hold(
             account, model.cost_micros, chat_request=False, model_id=model.id
         )

@@ -2,7 +2,11 @@
 
 `Storage` is the interface; `LocalStorage` keeps files under the data dir and the app
 serves them at `/files/{key}`. An S3-compatible store would implement the same three
-methods and return its own (or a CDN's) URLs.
+methods and return its own (or a CDN's) URLs, presigned for the files that are not public.
+
+Every file URL the API renders is built here (`url_for`, `avatar_url`): a public
+character's avatar gets a plain URL, every other file a signed, expiring one
+(`image/signing.py`).
 """
 
 from __future__ import annotations
@@ -12,6 +16,12 @@ import re
 import secrets
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from personae.image.signing import UrlSigner
+
+if TYPE_CHECKING:
+    from personae.models import Character
 
 KEY_RE = re.compile(r"^[a-z]+/[A-Za-z0-9_-]{1,100}\.(png|jpg)$")
 CONTENT_TYPES = {"png": "image/png", "jpg": "image/jpeg"}
@@ -22,6 +32,15 @@ def new_key(folder: str, stem: str, ext: str) -> str:
     return f"{folder}/{stem}-{secrets.token_hex(8)}.{ext}"
 
 
+def owner_of(key: str) -> str | None:
+    """The id a key was made for (`new_key`'s stem): a character's or an image job's."""
+    if not KEY_RE.match(key):
+        return None
+    stem = key.split("/", 1)[1].rsplit(".", 1)[0]
+    owner, dash, _ = stem.rpartition("-")
+    return owner if dash and owner else None
+
+
 class Storage(ABC):
     @abstractmethod
     async def save(self, key: str, data: bytes) -> None: ...
@@ -30,17 +49,30 @@ class Storage(ABC):
     async def delete(self, key: str) -> None: ...
 
     @abstractmethod
-    def url(self, key: str) -> str: ...
+    def url(self, key: str, *, public: bool = False) -> str:
+        """A public file's plain URL, or else a signed one that expires."""
 
-    def url_for(self, key: str | None) -> str | None:
-        """The URL of a file that may be absent (a character without an avatar)."""
-        return self.url(key) if key else None
+    def url_for(self, key: str | None, *, public: bool = False) -> str | None:
+        """The URL of a file that may be absent (a character without an avatar). Signed
+        unless `public`: only a public character's avatar is (`avatar_url`)."""
+        return self.url(key, public=public) if key else None
+
+    def avatar_url(self, character: Character, viewer_id: str | None = None) -> str | None:
+        """A character's avatar: plain (and cached by anyone) while the character is
+        public, signed while it is private. With `viewer_id` (an account that may no longer
+        see the character: one whose conversation names it), a private character's avatar
+        is shown to its owner only."""
+        public = character.visibility == "public"
+        if not public and viewer_id is not None and viewer_id != character.owner_id:
+            return None
+        return self.url_for(character.image_key, public=public)
 
 
 class LocalStorage(Storage):
-    def __init__(self, root: Path, public_url: str) -> None:
+    def __init__(self, root: Path, public_url: str, signer: UrlSigner) -> None:
         self.root = root
         self.public_url = public_url
+        self.signer = signer
 
     def path(self, key: str) -> Path | None:
         """The file of a key, or None for a key that is malformed or names nothing."""
@@ -65,5 +97,13 @@ class LocalStorage(Storage):
         if KEY_RE.match(key):
             await asyncio.to_thread((self.root / key).unlink, True)
 
-    def url(self, key: str) -> str:
-        return f"{self.public_url}/files/{key}"
+    def url(self, key: str, *, public: bool = False) -> str:
+        plain = f"{self.public_url}/files/{key}"
+        if public:
+            return plain
+        expires, signature = self.signer.sign(key)
+        return f"{plain}?expires={expires}&signature={signature}"
+
+    def signature_lifetime(self, key: str, expires: str, signature: str) -> int | None:
+        """Seconds a signed URL of `key` is still good for; None if it is not good."""
+        return self.signer.verify(key, expires, signature)

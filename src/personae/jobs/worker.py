@@ -13,6 +13,7 @@ from taskiq.api import run_receiver_task
 from personae.app import start_queue
 from personae.config import Settings
 from personae.db import migrate
+from personae.redact import install_log_redaction
 from personae.state import AppState
 
 log = logging.getLogger("personae")
@@ -20,6 +21,7 @@ log = logging.getLogger("personae")
 
 async def run_worker(settings: Settings) -> None:
     """Consume jobs until SIGINT or SIGTERM; an image job running then is handed back."""
+    install_log_redaction()
     state = AppState.build(settings)
     if state.queue.in_process:
         await state.close()

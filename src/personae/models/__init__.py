@@ -4,6 +4,7 @@ from personae.models.account import Account
 from personae.models.api_key import ApiKey
 from personae.models.character import Character, CharacterActivity, CharacterTag, Favorite, Like
 from personae.models.conversation import Conversation, Message, MessageAlternative
+from personae.models.idempotency import IdempotencyKey
 from personae.models.image import Image
 from personae.models.model import Model
 from personae.models.plan import Plan
@@ -20,6 +21,7 @@ __all__ = [
     "ChatTurn",
     "Conversation",
     "Favorite",
+    "IdempotencyKey",
     "Image",
     "Like",
     "Message",

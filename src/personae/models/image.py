@@ -8,12 +8,24 @@ from sqlalchemy.orm import Mapped, mapped_column
 from personae.db.base import Base, UTCDateTime, utcnow
 
 
+class ImageStatus:
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    # Completed, then its file was deleted (its character deleted, its avatar replaced):
+    # the row stays (what was made and paid for), without a URL that would answer 404.
+    DELETED = "deleted"
+    FINISHED = (COMPLETED, FAILED, DELETED)
+
+
 class Image(Base):
     """A generated image and the job that makes it. The row is the job's durable state:
     the task queue only carries the id, so a lost message or a dead worker is recovered
     from here (see `personae.image.jobs`).
 
-    status: pending -> running -> completed | failed. `lease_until` is renewed by the
+    status: pending -> running -> completed | failed, and completed -> deleted when its
+    file goes (`ImageStatus`). `lease_until` is renewed by the
     worker while it runs; a running job whose lease has passed belongs to a dead worker.
     """
 

@@ -11,17 +11,16 @@ from typing import Any, TypedDict
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from personae.account.caps import WEBHOOKS, CapCheck
 from personae.config import Settings
 from personae.db.base import utcnow
 from personae.db.paging import fetch_page
-from personae.errors import InvalidRequest, NotFound
+from personae.errors import NotFound
 from personae.ids import new_id
 from personae.models import Account, Webhook, WebhookDelivery
 from personae.pagination import Page, PageRequest
 from personae.webhook.events import PING, emit
 from personae.webhook.ssrf import check_url
-
-MAX_WEBHOOKS = 20
 
 
 class WebhookChanges(TypedDict, total=False):
@@ -60,12 +59,13 @@ class WebhookService:
     async def create(
         self, account: Account, url: str, events: Sequence[str], description: str
     ) -> Webhook:
-        count = await self.session.scalar(
-            select(func.count()).select_from(Webhook).where(Webhook.account_id == account.id)
+        await check_url(url, self.settings.webhook_allow_private)  # DNS: before any lock
+        await CapCheck(self.session).enforce(
+            account.id,
+            WEBHOOKS,
+            self.settings.max_webhooks_per_account,
+            lambda: self._count(account.id),
         )
-        if (count or 0) >= MAX_WEBHOOKS:
-            raise InvalidRequest(f"An account can have at most {MAX_WEBHOOKS} webhooks")
-        await check_url(url, self.settings.webhook_allow_private)
         now = utcnow()
         webhook = Webhook(
             id=new_id("wh"),
@@ -81,6 +81,10 @@ class WebhookService:
         self.session.add(webhook)
         await self.session.flush()
         return webhook
+
+    async def _count(self, account_id: str) -> int:
+        stmt = select(func.count()).select_from(Webhook).where(Webhook.account_id == account_id)
+        return int(await self.session.scalar(stmt) or 0)
 
     async def update(self, account: Account, webhook_id: str, changes: WebhookChanges) -> Webhook:
         webhook = await self.get(account, webhook_id)

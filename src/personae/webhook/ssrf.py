@@ -73,7 +73,7 @@ async def check_url(url: str, allow_private: bool) -> None:
         raise InvalidRequest("url: invalid port") from exc
     try:
         addresses = await resolve(parts.hostname, port)
-    except OSError as exc:
+    except (OSError, UnicodeError) as exc:  # UnicodeError: a name IDNA cannot encode
         raise InvalidRequest(f"url: {parts.hostname} does not resolve") from exc
     if not allow_private and (bad := refused(addresses)):
         raise InvalidRequest(

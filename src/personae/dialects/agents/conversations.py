@@ -15,7 +15,7 @@ from personae.api.deps import (
     StateDep,
 )
 from personae.api.sse import STREAM_RESPONSES, respond
-from personae.api.types import BranchCreate, MessageEdit, MessageVersion
+from personae.api.types import BranchCreate, MessageEdit, MessageVersion, PageNumber
 from personae.conversation.chat import TurnResult
 from personae.conversation.fields import RegenerateOptions
 from personae.dialects.agents.schemas import (
@@ -84,7 +84,7 @@ def turn_out(result: TurnResult) -> MessageOut:
 async def list_conversations(
     account: CurrentAccount,
     service: ConversationServiceDep,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: PageNumber = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 100,
 ) -> list[ConversationOut]:
     result = await service.list(account, PageRequest(page, page_size))
@@ -115,7 +115,7 @@ async def list_messages(
     account: CurrentAccount,
     service: ConversationServiceDep,
     state: StateDep,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: PageNumber = 1,
     page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[MessageOut]:
     result = await service.messages(

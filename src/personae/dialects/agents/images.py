@@ -8,11 +8,12 @@ from fastapi import APIRouter, Query, Response, status
 
 from personae.api.deps import CurrentAccount, ImageServiceDep, SessionDep, StateDep
 from personae.api.images import finish_image
+from personae.api.types import PageNumber
 from personae.dialects.agents.schemas import ImageCreate, ImageOut, ImagePage, ImagePagination
-from personae.image.jobs import ImageStatus
 from personae.image.service import ImageOrder
 from personae.image.storage import Storage
 from personae.models import Image
+from personae.models.image import ImageStatus
 from personae.pagination import PageRequest
 
 router = APIRouter()
@@ -75,7 +76,7 @@ async def list_images(
     account: CurrentAccount,
     service: ImageServiceDep,
     state: StateDep,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: PageNumber = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> ImagePage:
     result = await service.list(account, PageRequest(page, page_size))

@@ -17,7 +17,8 @@ from personae.api.deps import (
 from personae.api.dialect import AGENTS_PREFIX
 from personae.api.images import generate_avatar
 from personae.api.openapi import error_responses
-from personae.api.query import reject_unknown_query
+from personae.api.query import reject_control_characters, reject_unknown_query
+from personae.api.types import PageNumber
 from personae.character.fields import Visibility
 from personae.character.service import CharacterChanges
 from personae.dialects.agents.conversations import router as conversations_router
@@ -49,7 +50,11 @@ ERRORS = error_responses(
 router = APIRouter(
     prefix=AGENTS_PREFIX,
     tags=["agents API"],
-    dependencies=[Depends(authenticate), Depends(reject_unknown_query)],
+    dependencies=[
+        Depends(authenticate),
+        Depends(reject_unknown_query),
+        Depends(reject_control_characters),
+    ],
     responses=ERRORS,
 )
 
@@ -69,7 +74,7 @@ def agent_out(storage: Storage, c: Character) -> AgentOut:
         greeting=c.greeting,
         alternate_greetings=c.alternate_greetings,
         example_dialogue=c.example_dialogue,
-        avatar_url=storage.url_for(c.image_key),
+        avatar_url=storage.avatar_url(c),
         age=c.age,
         tags=c.tags,
         visibility=Visibility(c.visibility),
@@ -96,7 +101,7 @@ async def list_agents(
     account: CurrentAccount,
     service: CharacterServiceDep,
     state: StateDep,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: PageNumber = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 100,
 ) -> list[AgentOut]:
     result = await service.owned(account, PageRequest(page, page_size))
@@ -107,7 +112,10 @@ async def list_agents(
     "/agents",
     status_code=status.HTTP_201_CREATED,
     summary="Create an agent",
-    responses={402: {"description": "The balance cannot pay for the avatar"}},
+    responses={
+        402: {"description": "The balance cannot pay for the avatar"},
+        502: {"description": "The image engine failed to make the avatar"},
+    },
 )
 async def create_agent(
     body: AgentCreate,

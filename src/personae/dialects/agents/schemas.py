@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from personae.account.money import from_micros
 from personae.api.types import MessageVersion, Timestamp
@@ -32,8 +32,11 @@ from personae.conversation.fields import (
     Title,
 )
 from personae.engines.image.base import MAX_SIDE, MIN_SIDE
+from personae.ids import IdRef
 from personae.image.service import MAX_SEED
 from personae.models import Model
+from personae.numbers import JsonIntegers
+from personae.text import TEXT
 
 
 class AgentsError(BaseModel):
@@ -77,8 +80,8 @@ class ModelOut(BaseModel):
         )
 
 
-class AgentCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class AgentCreate(JsonIntegers):
+    model_config = ConfigDict(extra="forbid", strict=True)
     name: Name
     appearance_prompt: Appearance = ""
     personality_prompt: Personality = ""
@@ -88,18 +91,20 @@ class AgentCreate(BaseModel):
     greeting: Greeting = ""
     alternate_greetings: AlternateGreetings = []
     example_dialogue: ExampleDialogue = ""
-    sd_model_id: str | None = Field(
-        default=None, max_length=40, description="An enabled image model, for the avatar."
+    sd_model_id: IdRef | None = Field(
+        default=None, description="An enabled image model, for the avatar."
     )
     age: Age | None = None
     tags: Tags = []
     visibility: Visibility = Field(
-        default=Visibility.PRIVATE, description="Agents are private unless made public."
+        default=Visibility.PRIVATE,
+        strict=False,  # the enum from its JSON string
+        description="Agents are private unless made public.",
     )
 
 
-class AgentUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class AgentUpdate(JsonIntegers):
+    model_config = ConfigDict(extra="forbid", strict=True)
     name: Annotated[Name | None, NotNull] = None
     appearance_prompt: Annotated[Appearance | None, NotNull] = None
     personality_prompt: Annotated[Personality | None, NotNull] = None
@@ -109,10 +114,10 @@ class AgentUpdate(BaseModel):
     greeting: Annotated[Greeting | None, NotNull] = None
     alternate_greetings: Annotated[AlternateGreetings | None, NotNull] = None
     example_dialogue: Annotated[ExampleDialogue | None, NotNull] = None
-    sd_model_id: str | None = Field(default=None, max_length=40, description="null clears it.")
+    sd_model_id: IdRef | None = Field(default=None, description="null clears it.")
     age: Age | None = Field(default=None, description="null clears it.")
     tags: Annotated[Tags | None, NotNull] = None
-    visibility: Annotated[Visibility | None, NotNull] = None
+    visibility: Annotated[Visibility | None, NotNull] = Field(default=None, strict=False)
 
 
 class AgentOut(BaseModel):
@@ -138,33 +143,31 @@ AgentsRole = Literal["user", "agent", "system", "assistant"]
 
 
 class InputMessage(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     role: AgentsRole
-    content: Annotated[str, StringConstraints(max_length=MAX_MESSAGE)]
+    content: Annotated[str, StringConstraints(max_length=MAX_MESSAGE), TEXT]
 
 
 class CompletionRequest(ChatOptions):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     messages: list[InputMessage] = Field(min_length=1, max_length=MAX_COMPLETION_MESSAGES)
-    llm_id: str = Field(max_length=40)
-    agent_id: str | None = Field(default=None, max_length=40)
+    llm_id: IdRef
+    agent_id: IdRef | None = None
 
 
 class ConversationCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     title: Title = ""
     system_prompt: SystemPrompt = ""
-    llm_id: str | None = Field(default=None, max_length=40, description="Default: the default LLM.")
-    agent_id: str | None = Field(default=None, max_length=40)
+    llm_id: IdRef | None = Field(default=None, description="Default: the default LLM.")
+    agent_id: IdRef | None = None
     messages: list[InputMessage] = Field(default=[], max_length=MAX_COMPLETION_MESSAGES)
 
 
 class MessageCreate(ChatOptions):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     content: MessageText
-    llm_id: str | None = Field(
-        default=None, max_length=40, description="Default: the conversation's."
-    )
+    llm_id: IdRef | None = Field(default=None, description="Default: the conversation's.")
 
 
 class ConversationOut(BaseModel):
@@ -209,26 +212,32 @@ class MessageOut(BaseModel):
 class ConversationUpdate(BaseModel):
     """`PATCH /api/v1/conversations/{id}`: the fields given change (at least one)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"minProperties": 1})
     title: Annotated[Title | None, NotNull] = None
     system_prompt: Annotated[SystemPrompt | None, NotNull] = None
 
+    @model_validator(mode="after")
+    def _some(self) -> ConversationUpdate:
+        if not self.model_fields_set:
+            raise ValueError("nothing to change: give `title` or `system_prompt`")
+        return self
 
-class ImageCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    prompt: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
-    sd_model_id: str | None = Field(
-        default=None, max_length=40, description="Default: the default image model."
-    )
-    conversation_id: str | None = Field(
-        default=None, max_length=40, description="Post the image in this conversation."
+
+class ImageCreate(JsonIntegers):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    prompt: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), TEXT
+    ]
+    sd_model_id: IdRef | None = Field(default=None, description="Default: the default image model.")
+    conversation_id: IdRef | None = Field(
+        default=None, description="Post the image in this conversation."
     )
     async_: bool = Field(
         default=False,
         alias="async",
         description="Answer at once (202, status pending); fetch the image later by its id.",
     )
-    negative_prompt: str | None = Field(default=None, max_length=2000)
+    negative_prompt: Annotated[str, StringConstraints(max_length=2000), TEXT] | None = None
     width: int | None = Field(default=None, ge=MIN_SIDE, le=MAX_SIDE, multiple_of=8)
     height: int | None = Field(default=None, ge=MIN_SIDE, le=MAX_SIDE, multiple_of=8)
     steps: int | None = Field(default=None, ge=1, le=150)
@@ -236,14 +245,21 @@ class ImageCreate(BaseModel):
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
 
 
-ImageState = Literal["pending", "running", "completed", "failed"]
+ImageState = Literal["pending", "running", "completed", "failed", "deleted"]
 
 
 class ImageOut(BaseModel):
     id: str
     prompt: str
-    url: str | None = Field(description="null until the image is completed.")
-    status: ImageState
+    url: str | None = Field(
+        description="null until the image is completed, and once its file is deleted. "
+        "A signed URL that expires (PERSONAE_FILE_URL_TTL_SECONDS): read the image again "
+        "for a fresh one."
+    )
+    status: ImageState = Field(
+        description="`deleted`: it was completed, then its file went with its agent (or was "
+        "replaced by a newer avatar)."
+    )
     error: str | None = Field(description="Why the image failed, when it did.")
     attempts: int = Field(description="Runs so far; a job is retried if its worker dies.")
     sd_model_id: str

@@ -19,7 +19,9 @@ MAX_FORM_FIELDS = 20
 def _validate(model: type[M], data: Any, *, json: bool) -> M:
     try:
         if json:
-            return model.model_validate_json(data)
+            # Strict: a JSON value of another type than the document's is refused, not
+            # converted (`"age": "30"`, `"stream": 0`); form fields are text, read laxly.
+            return model.model_validate_json(data, strict=True)
         return model.model_validate(data)
     except ValidationError as exc:
         raise invalid_request(

@@ -14,7 +14,7 @@ from personae.api.deps import (
     StateDep,
 )
 from personae.api.sse import STREAM_RESPONSES, respond
-from personae.api.types import BranchCreate, MessageEdit
+from personae.api.types import BranchCreate, MessageEdit, PageNumber
 from personae.conversation.chat import TurnResult
 from personae.conversation.fields import RegenerateOptions
 from personae.dialects.characters.render import chat_message, conversation_summary
@@ -73,7 +73,7 @@ async def list_conversations(
     account: CurrentAccount,
     service: ConversationServiceDep,
     state: StateDep,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: PageNumber = 1,
     limit: Annotated[int, Query(ge=1, le=50)] = 20,
     character_id: Annotated[
         str | None, Query(max_length=40, description="Only conversations with this character.")
@@ -141,7 +141,7 @@ async def list_messages(
     account: CurrentAccount,
     service: ConversationServiceDep,
     state: StateDep,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: PageNumber = 1,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> ChatMessagePage:
     conversation = await service.get(account, conversation_id)

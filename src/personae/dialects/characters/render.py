@@ -28,7 +28,7 @@ def summary(storage: Storage, c: Character) -> CharacterSummary:
         name=c.name,
         description=c.description,
         tags=c.tags,
-        image_url=storage.url_for(c.image_key),
+        image_url=storage.avatar_url(c),
         created_at=c.created_at,
         likes=c.likes_count,
         chat_count=c.chat_count,
@@ -47,7 +47,7 @@ def detail(storage: Storage, c: Character) -> CharacterDetail:
         alternate_greetings=c.alternate_greetings,
         example_dialogue=c.example_dialogue,
         tags=c.tags,
-        image_url=storage.url_for(c.image_key),
+        image_url=storage.avatar_url(c),
         created_at=c.created_at,
         updated_at=c.updated_at,
         visibility=Visibility(c.visibility),
@@ -89,7 +89,7 @@ def conversation_data(
     return ConversationData(
         id=conversation.id,
         title=conversation.title,
-        character=_brief(storage, c) if c else None,
+        character=_brief(storage, c, conversation.account_id) if c else None,
         last_message=_last(last) if last else None,
         created_at=conversation.created_at,
         updated_at=conversation.updated_at,
@@ -106,7 +106,7 @@ def conversation_summary(
     return ConversationSummary(
         id=conversation.id,
         title=conversation.title,
-        character=_brief(storage, c),
+        character=_brief(storage, c, conversation.account_id),
         last_message=_last(last),
         created_at=conversation.created_at,
         updated_at=conversation.updated_at,
@@ -114,8 +114,10 @@ def conversation_summary(
     )
 
 
-def _brief(storage: Storage, c: Character) -> CharacterBrief:
-    return CharacterBrief(id=c.id, name=c.name, image_url=storage.url_for(c.image_key))
+def _brief(storage: Storage, c: Character, viewer_id: str) -> CharacterBrief:
+    """The character a conversation is with, as the conversation's owner may see it: a
+    character its creator has since made private keeps its name here, not its avatar."""
+    return CharacterBrief(id=c.id, name=c.name, image_url=storage.avatar_url(c, viewer_id))
 
 
 def _last(m: Message) -> LastMessage:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, Query, Request, status
+from pydantic import TypeAdapter, ValidationError
 
 from personae.account.money import from_micros
 from personae.account.service import AccountService
@@ -17,9 +18,11 @@ from personae.api.deps import (
     require_characters_api,
 )
 from personae.api.dialect import CHARACTERS_PREFIX
-from personae.api.openapi import error_responses
-from personae.api.query import reject_unknown_query
-from personae.character.fields import normalize_tags
+from personae.api.errors import invalid_request
+from personae.api.openapi import error_responses, inline_refs
+from personae.api.query import reject_control_characters, reject_unknown_query
+from personae.api.types import PageNumber
+from personae.character.fields import Tags
 from personae.character.repository import CatalogueSort
 from personae.character.service import CharacterChanges
 from personae.dialects.characters.body import read_character_body
@@ -43,7 +46,6 @@ from personae.dialects.characters.schemas import (
     UserStats,
 )
 from personae.dialects.characters.webhooks import router as webhooks_router
-from personae.errors import InvalidRequest
 from personae.pagination import PageRequest
 
 ERRORS = error_responses(
@@ -61,11 +63,13 @@ ERRORS = error_responses(
 router = APIRouter(
     prefix=CHARACTERS_PREFIX,
     tags=["characters API"],
-    dependencies=[Depends(require_characters_api), Depends(reject_unknown_query)],
+    dependencies=[
+        Depends(require_characters_api),
+        Depends(reject_unknown_query),
+        Depends(reject_control_characters),
+    ],
     responses=ERRORS,
 )
-
-PageQ = Annotated[int, Query(ge=1, description="Page number, from 1.")]
 
 
 def _changes(body: CharacterCreate | CharacterUpdate) -> CharacterChanges:
@@ -73,50 +77,87 @@ def _changes(body: CharacterCreate | CharacterUpdate) -> CharacterChanges:
     return cast(CharacterChanges, body.model_dump(exclude_unset=True))
 
 
+BODY_ERRORS: dict[int | str, Any] = {
+    415: {"description": "Neither JSON nor a multipart form (`unsupported_media_type`)"}
+}
+# Form parts that hold a JSON array (tags may also be comma-separated text).
+JSON_PARTS = ("tags", "alternate_greetings")
+
+
 def character_body_doc(model: type[CharacterCreate] | type[CharacterUpdate]) -> dict[str, Any]:
-    """OpenAPI for a body that is JSON or a multipart form with an optional image."""
-    schema = model.model_json_schema()
+    """OpenAPI for a body that is JSON or a multipart form with an optional image: the
+    form's parts are the JSON body's fields (a part cannot be null), its arrays are parts
+    holding JSON, and `image` is the file."""
+    schema = inline_refs(model.model_json_schema())
+    parts = {name: _not_null(field) for name, field in schema["properties"].items()}
+    parts["image"] = {
+        "type": "string",
+        "format": "binary",
+        "description": "PNG or JPEG, 5 MB at most.",
+    }
     form = {
         "type": "object",
-        "properties": {
-            **{k: {"type": "string"} for k in schema["properties"]},
-            "tags": {"type": "string", "description": "A JSON array or comma-separated."},
-            "alternate_greetings": {"type": "string", "description": "A JSON array."},
-            "image": {
-                "type": "string",
-                "format": "binary",
-                "description": "PNG or JPEG, 5 MB at most.",
-            },
-        },
+        "additionalProperties": False,
+        "properties": parts,
         "required": schema.get("required", []),
     }
+    encoding = {name: {"contentType": "application/json"} for name in JSON_PARTS}
+    encoding["image"] = {"contentType": "image/png, image/jpeg"}
     return {
         "requestBody": {
             "required": True,
             "content": {
                 "application/json": {"schema": schema},
-                "multipart/form-data": {"schema": form},
+                "multipart/form-data": {"schema": form, "encoding": encoding},
             },
         }
     }
 
 
+def _not_null(field: dict[str, Any]) -> dict[str, Any]:
+    variants = [v for v in field.get("anyOf", []) if v != {"type": "null"}]
+    if len(variants) != 1:
+        return field
+    rest = {k: v for k, v in field.items() if k not in ("anyOf", "default")}
+    only: dict[str, Any] = variants[0]
+    return only | rest
+
+
 # catalogue
-@router.get("/characters", summary="The public catalogue")
+# The catalogue's `tags` filter: the tags of a character body, comma-separated, which is
+# how OpenAPI writes an array in a query (`style: form`, `explode: false`). FastAPI cannot
+# declare that style, so the parameter is documented here and read by the same type.
+TAGS_FILTER: TypeAdapter[list[str]] = TypeAdapter(Tags)
+TAGS_FILTER_DOC = {
+    "name": "tags",
+    "in": "query",
+    "required": False,
+    "style": "form",
+    "explode": False,
+    "description": "Comma-separated tags; a character must carry all of them.",
+    "schema": inline_refs(TAGS_FILTER.json_schema()),
+}
+
+
+@router.get(
+    "/characters",
+    summary="The public catalogue",
+    openapi_extra={"parameters": [TAGS_FILTER_DOC]},
+)
 async def list_characters(
     service: CharacterServiceDep,
     state: StateDep,
-    page: PageQ = 1,
+    page: PageNumber = 1,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    tags: Annotated[
-        str | None, Query(max_length=1_000, description="Comma-separated; all must match.")
-    ] = None,
+    tags: Annotated[str | None, Query(max_length=1_000, include_in_schema=False)] = None,
     sort: CatalogueSort = CatalogueSort.POPULAR,
 ) -> CharacterPage:
     try:
-        wanted = normalize_tags([t for t in (tags or "").split(",") if t.strip()])
-    except ValueError as exc:
-        raise InvalidRequest(f"tags: {exc}") from exc
+        wanted = TAGS_FILTER.validate_python(tags.split(",") if tags else [])
+    except ValidationError as exc:
+        raise invalid_request(
+            [err | {"loc": ("query", "tags", *err["loc"])} for err in exc.errors()]
+        ) from exc
     result = await service.catalogue(wanted, sort, PageRequest(page, limit))
     return CharacterPage(
         data=[summary(state.storage, c) for c in result.items], pagination=Pagination.of(result)
@@ -135,6 +176,7 @@ async def get_character(
     status_code=status.HTTP_201_CREATED,
     summary="Create a character (JSON, or multipart with an image)",
     openapi_extra=character_body_doc(CharacterCreate),
+    responses=BODY_ERRORS,
 )
 async def create_character(
     request: Request, account: CurrentAccount, service: CharacterServiceDep, state: StateDep
@@ -150,6 +192,7 @@ async def create_character(
     "/characters/{character_id}",
     summary="Change one's own character (JSON, or multipart with a new image)",
     openapi_extra=character_body_doc(CharacterUpdate),
+    responses=BODY_ERRORS,
 )
 async def update_character(
     character_id: str,
@@ -222,7 +265,7 @@ async def list_favorites(
     account: CurrentAccount,
     service: CharacterServiceDep,
     state: StateDep,
-    page: PageQ = 1,
+    page: PageNumber = 1,
     limit: Annotated[int, Query(ge=1, le=50)] = 20,
 ) -> FavoritePage:
     result = await service.favorites(account, PageRequest(page, limit))
@@ -233,7 +276,7 @@ async def list_favorites(
                 name=c.name,
                 description=c.description,
                 tags=c.tags,
-                image_url=state.storage.url_for(c.image_key),
+                image_url=state.storage.avatar_url(c),
                 created_at=c.created_at,
                 favorited_at=f.favorited_at,
             )

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
 
 from personae.api.types import MessageVersion, Timestamp
 from personae.character.fields import (
@@ -23,7 +36,10 @@ from personae.character.fields import (
     Visibility,
 )
 from personae.conversation.fields import ChatOptions, MessageText, Title
+from personae.ids import IdRef
+from personae.numbers import JsonIntegers
 from personae.pagination import Page
+from personae.text import LINE, TEXT, TextKind, pattern
 from personae.webhook.events import EVENT_TYPES
 
 
@@ -80,7 +96,7 @@ class UserMe(BaseModel):
 
 
 # characters
-class CharacterCreate(BaseModel):
+class CharacterCreate(JsonIntegers):
     """`POST /v1/characters` as JSON; a multipart form carries the same fields plus `image`."""
 
     model_config = ConfigDict(extra="forbid")
@@ -98,7 +114,7 @@ class CharacterCreate(BaseModel):
     visibility: Visibility = Visibility.PUBLIC
 
 
-class CharacterUpdate(BaseModel):
+class CharacterUpdate(JsonIntegers):
     """`PATCH /v1/characters/{id}`: only the fields given change."""
 
     model_config = ConfigDict(extra="forbid")
@@ -203,11 +219,9 @@ class LikeState(BaseModel):
 
 # chat
 class ChatMessageCreate(ChatOptions):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     message: MessageText
-    conversation_id: str | None = Field(
-        default=None, max_length=40, description="Omit to start one."
-    )
+    conversation_id: IdRef | None = Field(default=None, description="Omit to start one.")
 
 
 class ChatMessageOut(BaseModel):
@@ -286,7 +300,7 @@ class ConversationPage(BaseModel):
 class ConversationTitle(BaseModel):
     """`PATCH /v1/chat/conversations/{id}`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     title: Title
 
 
@@ -303,16 +317,70 @@ class MessageDeleted(BaseModel):
 
 
 # webhooks
-WebhookEventName = Annotated[str, StringConstraints(min_length=1, max_length=40)]
+# Checked by `known_events` (which names the known ones); documented as the enum it is.
+WebhookEventName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=40),
+    LINE,
+    WithJsonSchema({"type": "string", "enum": list(EVENT_TYPES)}),
+]
+# What a webhook URL looks like: http(s), a host name (labels of letters, digits and
+# hyphens), an IPv4 address or a bracketed IPv6 one, an optional port up to 65535, then
+# anything one line of text may hold but spaces (`personae/text.py`). No credentials.
+# Whether the host resolves, and only to public addresses, is checked after
+# (`webhook/ssrf.py`).
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_H = "[0-9A-Fa-f]{1,4}"
+_IPV6 = (
+    rf"(?:(?:{_H}:){{7}}{_H}|(?:{_H}:){{1,7}}:|(?:{_H}:){{1,6}}:{_H}"
+    rf"|(?:{_H}:){{1,5}}(?::{_H}){{1,2}}|(?:{_H}:){{1,4}}(?::{_H}){{1,3}}"
+    rf"|(?:{_H}:){{1,3}}(?::{_H}){{1,4}}|(?:{_H}:){{1,2}}(?::{_H}){{1,5}}"
+    rf"|{_H}:(?::{_H}){{1,6}}|:(?:(?::{_H}){{1,7}}|:))"
+)
+_PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+_LINE_FORBIDDEN = pattern(TextKind.LINE).removeprefix("^[^").removesuffix("]*$")
+WEBHOOK_URL_PATTERN = (
+    rf"^https?://(?:{_LABEL}(?:\.{_LABEL})*|\[{_IPV6}\])(?::{_PORT})?"
+    rf"(?:[/?#][^ {_LINE_FORBIDDEN}]*)?$"
+)
+
+
+@dataclass(frozen=True)
+class _UrlShape:
+    """The URL matches WEBHOOK_URL_PATTERN, which is also its JSON Schema `pattern` (it
+    leaves out whatever the text rule before it refuses)."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(self._check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return handler(schema) | {"pattern": WEBHOOK_URL_PATTERN}
+
+    @staticmethod
+    def _check(value: str) -> str:
+        if re.match(WEBHOOK_URL_PATTERN, value) is None:
+            raise ValueError(
+                "must be an http:// or https:// URL with a host name or an IP address "
+                "(no credentials, no spaces, a port up to 65535)"
+            )
+        return value
+
+
+WebhookUrl = Annotated[str, StringConstraints(min_length=1, max_length=2000), LINE, _UrlShape()]
+WebhookDescription = Annotated[str, StringConstraints(max_length=500), TEXT]
 
 
 class WebhookCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    url: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+    model_config = ConfigDict(extra="forbid", strict=True)
+    url: WebhookUrl
     events: list[WebhookEventName] = Field(
         min_length=1, max_length=20, description=f"Any of: {', '.join(EVENT_TYPES)}."
     )
-    description: Annotated[str, StringConstraints(max_length=500)] = ""
+    description: WebhookDescription = ""
 
     @field_validator("events")
     @classmethod
@@ -321,16 +389,12 @@ class WebhookCreate(BaseModel):
 
 
 class WebhookUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    url: Annotated[
-        str | None,
-        StringConstraints(strip_whitespace=True, min_length=1, max_length=2000),
-        NotNull,
-    ] = None
+    model_config = ConfigDict(extra="forbid", strict=True)
+    url: Annotated[WebhookUrl | None, NotNull] = None
     events: Annotated[list[WebhookEventName] | None, NotNull] = Field(
         default=None, min_length=1, max_length=20
     )
-    description: Annotated[str | None, StringConstraints(max_length=500), NotNull] = None
+    description: Annotated[WebhookDescription | None, NotNull] = None
     status: Annotated[Literal["active", "disabled"] | None, NotNull] = None
 
     @field_validator("events")

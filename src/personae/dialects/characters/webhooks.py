@@ -7,6 +7,7 @@ from typing import Annotated, cast
 from fastapi import APIRouter, Depends, Query, status
 
 from personae.api.deps import CurrentAccount, SessionDep, SettingsDep
+from personae.api.types import PageNumber
 from personae.dialects.characters.schemas import (
     DeliveryOut,
     DeliveryPage,
@@ -81,7 +82,7 @@ async def create_webhook(
 async def list_webhooks(
     account: Owner,
     service: Service,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: PageNumber = 1,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> WebhookPage:
     result = await service.list(account, PageRequest(page, limit))
@@ -131,7 +132,7 @@ async def list_deliveries(
     webhook_id: str,
     account: Owner,
     service: Service,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: PageNumber = 1,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> DeliveryPage:
     result = await service.deliveries(account, webhook_id, PageRequest(page, limit))
