@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from fastapi import FastAPI
 
 from conftest import MakeAccount
@@ -19,6 +20,7 @@ from images import png
 from llm_servers import SCRIPTED_REQUESTS, failing_server
 from personae.account.service import Credentials
 from personae.conversation.prompt import PromptTemplate
+from personae.db.migrate import upgrade_sync
 from personae.errors import InvalidRequest
 from personae.model.service import EMBEDDED_SAMPLING, ModelService, ModelType
 
@@ -33,6 +35,7 @@ CARD = {
     "example_dialogue": "<START>\n{{user}}: Hello\n{{char}}: Arr.",
 }
 QUICK = {"max_tokens": 8, "temperature": 0}
+EMBEDDED_SAMPLING_0008 = {"temperature": 0.7, "top_p": 0.9, "min_p": 0.05}
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +219,7 @@ async def test_sampling_defaults_and_overrides_reach_the_engine_and_answers_are_
     SCRIPTED_REQUESTS.clear()
     answer = await client.post(
         f"/v1/chat/{made['id']}/messages",
-        json={"message": "Hi", "top_p": 0.5, "temperature": 0.9, "seed": 7},
+        json={"message": "Hi", "top_p": 0.5, "temperature": 0.9, "seed": 7, "dry_base": 2},
         headers=x_api_key(creds),
     )
     assert answer.status_code == 200, answer.text
@@ -225,8 +228,10 @@ async def test_sampling_defaults_and_overrides_reach_the_engine_and_answers_are_
     body = SCRIPTED_REQUESTS[-1]
     assert (body["temperature"], body["top_p"], body["top_k"], body["seed"]) == (0.9, 0.5, 20, 7)
     assert body["repeat_penalty"] == body["repetition_penalty"] == 1.1
+    assert body["dry_base"] == 2
     assert "min_p" not in body
     assert "presence_penalty" not in body
+    assert "dry_multiplier" not in body
     assert "<|im_end|>" in body["stop"]
     assert "\nUser:" in body["stop"]
 
@@ -264,6 +269,10 @@ async def test_sampling_defaults_and_overrides_reach_the_engine_and_answers_are_
         {"repeat_penalty": 2.5},
         {"frequency_penalty": 3},
         {"presence_penalty": -3},
+        {"dry_multiplier": 5.5},
+        {"dry_base": 0.5},
+        {"dry_allowed_length": 0},
+        {"dry_penalty_last_n": -2},
         {"seed": -1},
         {"top_k": 1.5},
         {"temperature": "hot"},
@@ -318,6 +327,32 @@ async def test_model_sampling_defaults_are_checked_on_registration(app: FastAPI)
             )
         embedded = (await service.list_enabled(ModelType.LLM))[0]
         assert embedded.settings["sampling"] == EMBEDDED_SAMPLING
+
+
+def test_upgrading_gives_the_bundled_model_dry_unless_the_operator_chose(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'personae.db'}"
+    upgrade_sync(url, "0009")
+    engine = sa.create_engine(url.replace("+aiosqlite", ""))
+    rows = {
+        "bundled": {"path": "builtin:smollm2", "sampling": dict(EMBEDDED_SAMPLING_0008)},
+        "tuned": {"path": "builtin:smollm2", "sampling": {"temperature": 0.3}},
+    }
+    with engine.begin() as conn:
+        for name, settings in rows.items():
+            conn.execute(
+                sa.text(
+                    "INSERT INTO models (id, type, name, engine, settings, enabled, "
+                    "cost_micros, created_at) VALUES (:id, 'llm', :id, 'llama_cpp', :s, 1, 0, "
+                    "CURRENT_TIMESTAMP)"
+                ),
+                {"id": name, "s": json.dumps(settings)},
+            )
+    upgrade_sync(url)
+    with engine.begin() as conn:
+        got = dict(conn.execute(sa.text("SELECT id, settings FROM models")).all())
+    engine.dispose()
+    assert json.loads(got["bundled"])["sampling"] == EMBEDDED_SAMPLING
+    assert json.loads(got["tuned"])["sampling"] == {"temperature": 0.3}
 
 
 async def test_the_same_seed_gives_the_same_answer(

@@ -50,6 +50,24 @@ class Sampling(BaseModel):
         float | None, Field(ge=-2, le=2, description="Penalty for any token already used.")
     ] = None
 
+    # DRY ("don't repeat yourself"): a token that would extend a sequence already in the
+    # context beyond `dry_allowed_length` tokens is penalised, by multiplier * base ** excess.
+    # Unlike repeat_penalty it leaves single words alone (a name said twice is fine) and
+    # stops loops. An extension that llama.cpp's server and koboldcpp read.
+    dry_multiplier: Annotated[
+        float | None, Field(ge=0, le=5, description="DRY strength; 0: off.")
+    ] = None
+    dry_base: Annotated[
+        float | None, Field(ge=1, le=4, description="DRY: how fast the penalty grows.")
+    ] = None
+    dry_allowed_length: Annotated[
+        int | None, Field(ge=1, le=20, description="DRY: repeated tokens allowed unpenalised.")
+    ] = None
+    dry_penalty_last_n: Annotated[
+        int | None,
+        Field(ge=-1, le=32768, description="DRY: tokens looked back over; -1: the context."),
+    ] = None
+
     def over(self, base: Sampling) -> Sampling:
         """These settings, falling back to `base` for what they leave unset."""
         return base.model_copy(update=self.model_dump(exclude_none=True))

@@ -144,7 +144,8 @@ def sampling_body(sampling: Sampling) -> dict[str, float | int]:
     """The request fields for these settings: only those set, so that a server which knows
     none of the extensions (OpenAI itself) gets none. `top_k`, `min_p` and the repetition
     penalty are extensions that llama.cpp's server, vLLM and Ollama read; llama.cpp calls
-    the penalty `repeat_penalty`, vLLM and TGI `repetition_penalty`, so both are sent."""
+    the penalty `repeat_penalty`, vLLM and TGI `repetition_penalty`, so both are sent. The
+    `dry_*` settings are llama.cpp's and koboldcpp's; vLLM ignores them."""
     body = sampling.given()
     if "repeat_penalty" in body:
         body["repetition_penalty"] = body["repeat_penalty"]
