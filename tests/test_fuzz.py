@@ -22,8 +22,9 @@ request into a valid one (each changes only values the document accepts):
 
 Known false positives, each dropped by `filter_failure` and listed in FALSE_POSITIVES:
 a webhook URL whose host does not resolve to a public address (a fact of DNS, not of the
-request's shape), and comma-separated text in a form's `tags` part (accepted beside the
-JSON array, docs/api.md; the document describes the array only).
+request's shape), comma-separated text in a form's `tags` part (accepted beside the JSON
+array, docs/api.md; the document describes the array only), a form's text part holding
+`false` or `null` (text, so valid), and a body id naming nothing (400 naming the field).
 """
 
 from __future__ import annotations
@@ -114,7 +115,59 @@ def _refused_by_document(case: schemathesis.Case) -> bool:
     return not jsonschema_rs.Draft202012Validator(root).is_valid(body)
 
 
+def _form_text(value: Any) -> Any:
+    """A form part as the server reads it: text (schemathesis writes `None` as `null`)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value) if isinstance(value, int | float) else value
+
+
+def _valid_as_form_text(case: schemathesis.Case) -> bool:
+    """Whether a multipart case "made invalid" by a non-string value in a text part is, as
+    sent, a valid form: every part of a form is text, so `false` in a string field is the
+    string "false", which the document accepts."""
+    if case.media_type != "multipart/form-data" or not isinstance(case.body, dict):
+        return False
+    sent = {
+        name: value if name in FORM_JSON_PARTS else _form_text(value)
+        for name, value in case.body.items()
+    }
+    original = case.body
+    case.body = sent
+    try:
+        return not _refused_by_document(case)
+    finally:
+        case.body = original
+
+
+def _missing_reference(case: schemathesis.Case, response: Any) -> bool:
+    """A 400 for a body field naming an object that does not exist (`message_id: no
+    message … in this conversation`): the request cannot be carried out as written, which
+    Personae answers 400 naming the field, as Stripe does (`resource_missing`); 404 stays
+    the answer for the path's own object. Schemathesis expects 404 for any unknown id."""
+    if response.status_code != 400 or not isinstance(case.body, dict):
+        return False
+    field, _, rest = _message(response).partition(": ")
+    return field.endswith("_id") and field in case.body and rest.startswith("no ")
+
+
 FALSE_POSITIVES = [
+    FalsePositive(
+        "A multipart case called invalid for a non-string value in a text part (`false`, "
+        "`null`): every form part is text, and what was sent is a valid form.",
+        lambda failure, case, response: (
+            isinstance(failure, AcceptedNegativeData) and _valid_as_form_text(case)
+        ),
+    ),
+    FalsePositive(
+        "An id in the body that names nothing is 400 naming the field (the stateful phase "
+        "sends a made-up `message_id` to an existing conversation's branch).",
+        lambda failure, case, response: (
+            isinstance(failure, RejectedPositiveData) and _missing_reference(case, response)
+        ),
+    ),
     FalsePositive(
         "A case schemathesis calls valid whose body the document refuses (its coverage "
         "phase sends an empty `name` part in a multipart form, against `minLength: 1`).",
