@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from personae.account.service import AccountService
 from personae.api.dialect import error_response
 from personae.api.errors import database_busy
+from personae.api.middleware import replaying
 from personae.api.sse import final_stream
 from personae.errors import PersonaeError, Unauthorized
 from personae.idempotency.service import Claimed, IdempotencyKeys, StoredResponse
@@ -145,7 +146,7 @@ class IdempotencyMiddleware:
         body = await _read_body(receive)
         if body is None:
             return  # the client went away before it finished sending
-        receive = _replaying(body, receive)
+        receive = replaying(body, receive)
         path = scope["path"]
         state: AppState = scope["app"].state.personae
         try:
@@ -269,17 +270,3 @@ async def _read_body(receive: Receive) -> bytes | None:
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return b"".join(chunks)
-
-
-def _replaying(body: bytes, receive: Receive) -> Receive:
-    """`receive` that hands the app the body read already, then the client's next messages."""
-    replayed = False
-
-    async def replay_body() -> Message:
-        nonlocal replayed
-        if not replayed:
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay_body

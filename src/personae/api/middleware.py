@@ -15,6 +15,20 @@ log = logging.getLogger("personae")
 BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """`receive` that hands the app the body read already, then the client's next messages."""
+    replayed = False
+
+    async def replay_body() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay_body
+
+
 class BodyLimitMiddleware:
     """Refuses bodies over a cap with 413 before any handler reads them.
 
@@ -62,17 +76,7 @@ class BodyLimitMiddleware:
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
-        body = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(b"".join(chunks), receive), send)
 
     @staticmethod
     async def _too_large(scope: Scope, receive: Receive, send: Send, cap: int) -> None:
