@@ -112,6 +112,8 @@ async def test_key_is_stored_only_as_a_hash_and_records_its_last_use(
     assert len(creds.plaintext) == 44
     before = time.time()
     assert (await client.get(AGENTS_URL, headers=bearer(creds))).status_code == 200
+    # Uses are written in batches, off the request path; this is the batch's flush.
+    await app.state.personae.authenticator.flush_uses()
     async with app.state.personae.sessionmaker() as session:
         key = (await session.scalars(select(ApiKey).where(ApiKey.id == creds.key.id))).one()
     assert creds.plaintext not in (key.secret_hash, key.prefix)
@@ -129,6 +131,7 @@ async def test_a_failed_request_still_records_the_key_use(
     characters_error(
         await client.get(CHARACTERS_URL, headers=x_api_key(creds)), 403, "subscription_required"
     )
+    await app.state.personae.authenticator.flush_uses()
     async with app.state.personae.sessionmaker() as session:
         key = await session.get(ApiKey, creds.key.id)
     assert key is not None

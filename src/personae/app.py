@@ -121,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             background.append(asyncio.create_task(state.turns.run_forever()))
             background.append(asyncio.create_task(refresh_trending_forever(state)))
             background.append(asyncio.create_task(state.idempotency.sweep_forever()))
+            background.append(asyncio.create_task(state.authenticator.run_forever()))
             if settings.llm_preload:
                 background.append(asyncio.create_task(preload_default_llm(state)))
             background += await start_queue(state, consume=False)

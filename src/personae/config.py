@@ -37,7 +37,16 @@ class Settings(BaseSettings):
     )
     redis_url: str | None = Field(
         default=None,
-        description="Redis for shared rate limits; unset keeps limits in this process.",
+        description="Redis for shared rate limits and for announcing key and account changes "
+        "to every process; unset keeps limits in this process.",
+    )
+    auth_cache_seconds: float = Field(
+        default=10,
+        ge=0,
+        le=300,
+        description="How long a verified API key and its account are remembered by a process. "
+        "Revocations, plan changes and top-ups are announced and take effect at once; this "
+        "bounds what a missed announcement can cost. 0: look the key up on every request.",
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)

@@ -8,6 +8,8 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from personae.account.auth import Authenticator
+from personae.account.changes import ANNOUNCER
 from personae.config import Settings
 from personae.conversation.prompt import PromptTemplate
 from personae.conversation.turns import TurnLedger
@@ -40,6 +42,7 @@ class AppState:
     turns: TurnLedger
     writer: Writer
     idempotency: IdempotencyKeys
+    authenticator: Authenticator
 
     @classmethod
     def build(cls, settings: Settings) -> AppState:
@@ -55,6 +58,13 @@ class AppState:
             settings, sessionmaker, storage, image_engines, queue.enqueue_image, events
         )
         turns = TurnLedger(sessionmaker, writer, settings.turn_heartbeat_seconds)
+        authenticator = Authenticator(
+            sessionmaker,
+            settings.auth_cache_seconds,
+            settings.data_dir / "auth-epoch",
+            settings.redis_url,
+        )
+        sessionmaker.configure(info={ANNOUNCER: authenticator})
         return cls(
             settings,
             engine,
@@ -77,9 +87,11 @@ class AppState:
                 settings.turn_heartbeat_seconds,
                 timedelta(seconds=settings.idempotency_key_ttl_seconds),
             ),
+            authenticator,
         )
 
     async def close(self) -> None:
+        await self.authenticator.close()
         await self.queue.stop()
         await self.llm_engines.close()
         await self.image_engines.close()

@@ -3,14 +3,34 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import InstrumentedAttribute, joinedload
+from sqlalchemy.sql.selectable import ScalarSelect
 
 from personae.db.upsert import affected_rows, insert_for
-from personae.models import Account, ApiKey, MonthlyUsage, Plan
+from personae.models import (
+    Account,
+    ApiKey,
+    Character,
+    Conversation,
+    Favorite,
+    MonthlyUsage,
+    Plan,
+)
+
+
+@dataclass(frozen=True)
+class Summary:
+    balance_micros: int
+    chat_requests: int  # this month's
+    characters: int
+    conversations: int
+    favorites: int
 
 
 class AccountRepository:
@@ -82,9 +102,14 @@ class AccountRepository:
         stmt = select(ApiKey).where(ApiKey.account_id == account_id).order_by(ApiKey.created_at)
         return (await self.session.scalars(stmt)).all()
 
-    async def touch_key(self, key_id: str, when: datetime) -> None:
+    async def touch_keys(self, uses: dict[str, datetime]) -> None:
+        """Record each key's last use, in one batched statement (executemany)."""
+        keys = cast(Table, ApiKey.__table__)  # Core, for an executemany with a WHERE
         await self.session.execute(
-            update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=when)
+            update(keys)
+            .where(keys.c.id == bindparam("key_id"))
+            .values(last_used_at=bindparam("when")),
+            [{"key_id": k, "when": w} for k, w in uses.items()],
         )
 
     # plans
@@ -124,8 +149,22 @@ class AccountRepository:
             .values(chat_requests=MonthlyUsage.chat_requests - 1)
         )
 
-    async def chat_requests_in(self, account_id: str, period: str) -> int:
-        stmt = select(func.coalesce(func.sum(MonthlyUsage.chat_requests), 0)).where(
+    async def summary(self, account_id: str, period: str) -> Summary:
+        """The account's balance, usage and counts in one statement (one round trip), each
+        count an index range. A read model spanning the domains of `GET /v1/user/me`."""
+
+        def count(column: InstrumentedAttribute[str]) -> ScalarSelect[int]:
+            return select(func.count()).where(column == account_id).scalar_subquery()
+
+        usage = select(func.coalesce(func.sum(MonthlyUsage.chat_requests), 0)).where(
             MonthlyUsage.account_id == account_id, MonthlyUsage.period == period
         )
-        return int(await self.session.scalar(stmt) or 0)
+        stmt = select(
+            Account.balance_micros,
+            usage.scalar_subquery(),
+            count(Character.owner_id),
+            count(Conversation.account_id),
+            count(Favorite.account_id),
+        ).where(Account.id == account_id)
+        row = (await self.session.execute(stmt)).one()
+        return Summary(*(int(value or 0) for value in row))

@@ -6,12 +6,13 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from personae.account import keys
+from personae.account.changes import announce_after_commit
 from personae.account.money import to_micros
 from personae.account.plans import DEFAULT_PLANS, CharactersApi
 from personae.account.repository import AccountRepository
@@ -22,8 +23,6 @@ from personae.models import Account, ApiKey, Plan
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{3,32}$")
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
-# last_used_at is written at most this often per key, to keep reads from becoming writes.
-LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -38,6 +37,15 @@ class Usage:
     used: int
     limit: int
     reset_date: datetime
+
+
+@dataclass(frozen=True)
+class AccountSummary:
+    balance_micros: int
+    usage: Usage
+    characters_created: int
+    conversations: int
+    favorites: int
 
 
 def month_period(now: datetime) -> str:
@@ -145,6 +153,7 @@ class AccountService:
         if key.revoked_at is None:
             key.revoked_at = utcnow()
             await self.repo.session.flush()
+            announce_after_commit(self.repo.session)
         return key
 
     async def authenticate(self, plaintext: str) -> ApiKey:
@@ -156,13 +165,6 @@ class AccountService:
         if not keys.matches(plaintext, stored) or key is None or key.revoked_at is not None:
             raise Unauthorized("Invalid or revoked API key")
         return key
-
-    @staticmethod
-    def needs_touch(key: ApiKey, now: datetime) -> bool:
-        return key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION
-
-    async def touch_key(self, key_id: str, now: datetime) -> None:
-        await self.repo.touch_key(key_id, now)
 
     async def set_plan(
         self,
@@ -182,6 +184,7 @@ class AccountService:
         account.rate_limit_per_minute = rate_limit_per_minute
         account.chat_requests_per_month = chat_requests_per_month
         await self.repo.session.flush()
+        announce_after_commit(self.repo.session)
         return account
 
     async def top_up(self, account: Account, amount: Decimal) -> Account:
@@ -189,12 +192,17 @@ class AccountService:
             raise InvalidRequest("amount: must be positive")
         await self.repo.add_balance(account.id, to_micros(amount))
         await self.repo.session.refresh(account, ["balance_micros"])
+        announce_after_commit(self.repo.session)
         return account
 
-    async def chat_usage(self, account: Account, now: datetime | None = None) -> Usage:
+    async def summary(self, account: Account, now: datetime | None = None) -> AccountSummary:
+        """What `GET /v1/user/me` shows: balance, this month's usage and the counts, read
+        fresh (the account itself may come from the authentication cache)."""
         now = now or utcnow()
-        used = await self.repo.chat_requests_in(account.id, month_period(now))
-        return Usage(used, account.effective_chat_quota, next_month_start(now))
+        row = await self.repo.summary(account.id, month_period(now))
+        usage = Usage(row.chat_requests, account.effective_chat_quota, next_month_start(now))
+        return AccountSummary(row.balance_micros, usage, row.characters, row.conversations,
+                              row.favorites)  # fmt: skip
 
     async def list_plans(self) -> Sequence[Plan]:
         return await self.repo.list_plans()
@@ -221,4 +229,5 @@ class AccountService:
         if webhooks is not None:
             plan.webhooks = webhooks
         await self.repo.session.flush()
+        announce_after_commit(self.repo.session)
         return plan

@@ -29,7 +29,6 @@ from typing import Any
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from personae.account.service import AccountService
 from personae.api.dialect import error_response
 from personae.api.errors import database_busy
 from personae.api.middleware import replaying
@@ -211,12 +210,10 @@ def _failed(exc: Exception, path: str) -> ASGIApp:
 
 
 async def _account(state: AppState, presented: str) -> Account | None:
-    async with state.sessionmaker() as session:
-        try:
-            key = await AccountService(session).authenticate(presented)
-        except Unauthorized:
-            return None
-    return key.account
+    try:
+        return await state.authenticator.account(presented)
+    except Unauthorized:
+        return None
 
 
 async def _answer(

@@ -259,10 +259,6 @@ class CharacterRepository:
         )
         return rows, int(await self.session.scalar(count) or 0)
 
-    async def count_favorites(self, account_id: str) -> int:
-        stmt = select(func.count()).select_from(Favorite).where(Favorite.account_id == account_id)
-        return int(await self.session.scalar(stmt) or 0)
-
     # counters and activity
     async def _bump(
         self, character_id: str, column: InstrumentedAttribute[int], delta: int

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypedDict
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from personae.account.caps import CHARACTERS, AccountCaps, CapCheck
 from personae.character.fields import Visibility
@@ -137,7 +138,9 @@ class CharacterService:
             chats_7d=0,
         )
         await self._apply(character, changes, image)
-        character.owner = owner
+        # Loaded, not assigned: `owner_id` is the truth, and the owner row stays out of this
+        # session (it may be the authentication cache's shared row; see Character.owner).
+        set_committed_value(character, "owner", owner)
         await self.repo.add(character)
         await self._emit(character, "character.created")
         return character
@@ -231,10 +234,6 @@ class CharacterService:
     ) -> Page[tuple[Character, Favorite]]:
         rows, total = await self.repo.favorites(account.id, page)
         return Page(rows, total, page)
-
-    async def stats(self, account: Account) -> tuple[int, int]:
-        """(characters created, favorites) of an account."""
-        return await self.repo.count_owned(account.id), await self.repo.count_favorites(account.id)
 
     # activity
     async def record_chat_activity(self, character_id: str, now: datetime | None = None) -> None:

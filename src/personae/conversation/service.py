@@ -219,9 +219,6 @@ class ConversationService:
         items = [(m, versions.get(m.id, [])) for m in rows]
         return Page(items, conversation.message_count, page)
 
-    async def count(self, account: Account) -> int:
-        return await self.repo.count_owned(account.id)
-
     # steering: what the user changes in a conversation after the fact
     async def update(
         self,

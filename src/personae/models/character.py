@@ -46,7 +46,9 @@ class Character(Base):
     followers_count: Mapped[int] = mapped_column(Integer, default=0)
     chats_7d: Mapped[int] = mapped_column(Integer, default=0)
 
-    owner: Mapped[Account] = relationship(lazy="raise")
+    # No save-update cascade: the owner given to a new character can be the authentication
+    # cache's shared, detached row (personae.account.auth), which must never join a session.
+    owner: Mapped[Account] = relationship(lazy="raise", cascade="merge")
 
     __table_args__ = (
         # One index per catalogue order, led by visibility (the catalogue is public only),

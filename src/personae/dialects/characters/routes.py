@@ -11,7 +11,6 @@ from personae.account.money import from_micros
 from personae.account.service import AccountService
 from personae.api.deps import (
     CharacterServiceDep,
-    ConversationServiceDep,
     CurrentAccount,
     SessionDep,
     StateDep,
@@ -232,20 +231,15 @@ async def unlike_character(
 
 # user
 @router.get("/user/me", summary="The authenticated user")
-async def user_me(
-    account: CurrentAccount,
-    session: SessionDep,
-    characters: CharacterServiceDep,
-    conversations: ConversationServiceDep,
-) -> UserMe:
-    usage = await AccountService(session).chat_usage(account)
-    created, favorites = await characters.stats(account)
+async def user_me(account: CurrentAccount, session: SessionDep) -> UserMe:
+    summary = await AccountService(session).summary(account)
+    usage = summary.usage
     return UserMe(
         id=account.id,
         username=account.username,
         email=account.email,
         created_at=account.created_at,
-        balance=from_micros(account.balance_micros),
+        balance=from_micros(summary.balance_micros),
         subscription=Subscription(
             plan=account.plan_name,
             chat_requests=ChatRequests(
@@ -253,9 +247,9 @@ async def user_me(
             ),
         ),
         stats=UserStats(
-            characters_created=created,
-            conversations=await conversations.count(account),
-            favorites=favorites,
+            characters_created=summary.characters_created,
+            conversations=summary.conversations,
+            favorites=summary.favorites,
         ),
     )
 
