@@ -122,21 +122,21 @@ class AccountRepository:
 
     # usage
     async def reserve_chat_request(self, account_id: str, period: str, limit: int) -> bool:
-        await self.session.execute(
+        """Count one chat request of the month if fewer than `limit` are counted, in one
+        statement: the month's row is made with 1, or moved up under its own lock."""
+        if limit < 1:
+            return False
+        stmt = (
             insert_for(self.session, MonthlyUsage)
-            .values(account_id=account_id, period=period, chat_requests=0)
-            .on_conflict_do_nothing()
-        )
-        result = await self.session.execute(
-            update(MonthlyUsage)
-            .where(
-                MonthlyUsage.account_id == account_id,
-                MonthlyUsage.period == period,
-                MonthlyUsage.chat_requests < limit,
+            .values(account_id=account_id, period=period, chat_requests=1)
+            .on_conflict_do_update(
+                index_elements=[MonthlyUsage.account_id, MonthlyUsage.period],
+                set_={"chat_requests": MonthlyUsage.chat_requests + 1},
+                where=MonthlyUsage.chat_requests < limit,
             )
-            .values(chat_requests=MonthlyUsage.chat_requests + 1)
+            .returning(MonthlyUsage.chat_requests)
         )
-        return affected_rows(result) == 1
+        return (await self.session.execute(stmt)).first() is not None
 
     async def release_chat_request(self, account_id: str, period: str) -> None:
         await self.session.execute(

@@ -320,7 +320,7 @@ class ChatService:
             model = await self._conversation_model(session, conversation, llm_id)
         engine = await self._engine(model)
         return await self._prepare_stored_turn(
-            account, conversation.id, None, content, model, engine, options
+            account, conversation, None, content, model, engine, options
         )
 
     async def prepare_character_turn(
@@ -331,6 +331,7 @@ class ChatService:
         content: str,
         options: TurnOptions,
     ) -> PreparedTurn:
+        conversation = None
         async with self.sessionmaker() as session:
             character = await CharacterService(session, self.storage).get_visible(
                 account, character_id
@@ -347,24 +348,23 @@ class ChatService:
                 model = await self._model(session, None)
         engine = await self._engine(model)
         return await self._prepare_stored_turn(
-            account, conversation_id, character, content, model, engine, options
+            account, conversation, character, content, model, engine, options
         )
 
     async def _prepare_stored_turn(
         self,
         account: Account,
-        conversation_id: str | None,
+        conversation: Conversation | None,
         new_with: Character | None,
         content: str,
         model: Model,
         engine: LLMEngine,
         options: TurnOptions,
     ) -> PreparedTurn:
+        """`conversation`: as the caller just read it (its character loaded), or None to
+        start one with `new_with`. The history is the conversation's as of that read."""
         # Reads first, in a session of their own: they lock nothing and wait for no writer.
         async with self.sessionmaker() as session:
-            conversation = None
-            if conversation_id is not None:
-                conversation = await self._owned(session, account, conversation_id)
             character = conversation.character if conversation else new_with
             prompt = self.template.render(
                 character, conversation.system_prompt if conversation else ""

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from personae.db.upsert import affected_rows
 from personae.ids import new_id
@@ -20,6 +21,19 @@ from personae.models import (
     ServerInstance,
 )
 from personae.pagination import PageRequest
+
+# What appending a message changes or may have been changed by others meanwhile: returned
+# by the append's UPDATE, so the turn's answer needs no reread of the conversation.
+_APPENDED = (
+    Conversation.last_seq,
+    Conversation.message_count,
+    Conversation.last_message_at,
+    Conversation.updated_at,
+    Conversation.last_message_id,
+    Conversation.title,
+    Conversation.system_prompt,
+    Conversation.llm_id,
+)
 
 
 class ConversationRepository:
@@ -73,24 +87,37 @@ class ConversationRepository:
         )
         return int(await self.session.scalar(stmt) or 0)
 
-    async def append(self, conversation_id: str, message: Message, now: datetime) -> Message:
+    async def append(
+        self,
+        conversation_id: str,
+        message: Message,
+        now: datetime,
+        into: Conversation | None = None,
+    ) -> Message:
         """Number the message and move the conversation's counters, atomically: concurrent
-        turns in one conversation get distinct, ordered `seq` values."""
-        seq = await self.session.scalar(
-            update(Conversation)
-            .where(Conversation.id == conversation_id)
-            .values(
-                message_count=Conversation.message_count + 1,
-                last_seq=Conversation.last_seq + 1,
-                last_message_at=now,
-                updated_at=now,
-                last_message_id=message.id,
+        turns in one conversation get distinct, ordered `seq` values. `into`: a copy of the
+        conversation to bring up to date with what the statement returns (no reread)."""
+        row = (
+            await self.session.execute(
+                update(Conversation)
+                .where(Conversation.id == conversation_id)
+                .values(
+                    message_count=Conversation.message_count + 1,
+                    last_seq=Conversation.last_seq + 1,
+                    last_message_at=now,
+                    updated_at=now,
+                    last_message_id=message.id,
+                )
+                .returning(*_APPENDED)
+                .execution_options(synchronize_session=False)
             )
-            .returning(Conversation.last_seq)
-        )
-        if seq is None:
+        ).first()
+        if row is None:
             raise LookupError(f"conversation {conversation_id} vanished")
-        message.seq = seq
+        if into is not None:
+            for column, value in zip(_APPENDED, row, strict=True):
+                set_committed_value(into, column.key, value)
+        message.seq = row.last_seq
         message.conversation_id = conversation_id
         self.session.add(message)
         await self.session.flush()

@@ -136,13 +136,11 @@ class ConversationService:
         """Store a generated answer; the conversation as it now stands (404 if it was
         deleted while the answer was generated: the turn is then released)."""
         try:
-            await self.repo.append(conversation.id, message, message.created_at)
+            await self.repo.append(conversation.id, message, message.created_at, conversation)
         except LookupError:
             raise _missing(conversation.id) from None
-        updated = await self.repo.get_owned(conversation.account_id, conversation.id)
-        assert updated is not None  # the turn's first transaction made or found it
-        await emit_message_posted(self.repo.session, self.characters.storage, updated, message)
-        return updated
+        await emit_message_posted(self.repo.session, self.characters.storage, conversation, message)
+        return conversation
 
     async def switch_model(self, conversation: Conversation, model_id: str) -> None:
         """Record that the conversation now runs on another model (its own was disabled

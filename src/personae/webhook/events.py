@@ -34,6 +34,7 @@ EVENT_TYPES = (
 PING = "ping"  # sent by POST /v1/webhooks/{id}/test, to that webhook only
 
 Render = Callable[[], dict[str, Any]]
+_ACTIVE = "personae.active_webhooks"  # session.info: (transaction, {account id: webhooks})
 
 
 def envelope(event_id: str, event_type: str, created_at: datetime, data: dict[str, Any]) -> str:
@@ -53,10 +54,7 @@ async def emit(
 ) -> WebhookEvent | None:
     """Record `event_type` for the account's webhooks that want it (or for `webhooks`)."""
     if webhooks is None:
-        active = await session.scalars(
-            select(Webhook).where(Webhook.account_id == account_id, Webhook.status == "active")
-        )
-        webhooks = [w for w in active if event_type in w.events]
+        webhooks = [w for w in await _active(session, account_id) if event_type in w.events]
     if not webhooks:
         return None
     now = utcnow()
@@ -85,3 +83,20 @@ async def emit(
         )
     await session.flush()
     return event
+
+
+async def _active(session: AsyncSession, account_id: str) -> list[Webhook]:
+    """The account's active webhooks, read once per transaction: a chat turn emits several
+    events in each of its transactions, and each would otherwise ask again."""
+    transaction = session.sync_session.get_transaction()
+    memo: tuple[object, dict[str, list[Webhook]]] | None = session.info.get(_ACTIVE)
+    if memo is None or memo[0] is not transaction:
+        memo = (transaction, {})
+        session.info[_ACTIVE] = memo
+    known = memo[1]
+    if account_id not in known:
+        rows = await session.scalars(
+            select(Webhook).where(Webhook.account_id == account_id, Webhook.status == "active")
+        )
+        known[account_id] = list(rows)
+    return known[account_id]
