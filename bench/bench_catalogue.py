@@ -3,11 +3,21 @@
 Seeds 100,000 characters (owned by 1,000 accounts, ~90% public, 2-6 tags each from a
 Zipf-like vocabulary of 200 tags where a few are very common) with Core bulk inserts,
 then times the catalogue in-process (httpx over ASGI, so no network) for each sort, with
-and without a tag filter. Figures, in milliseconds of wall time per request:
+and without a tag filter (one common tag, one rare-ish tag, two tags at once, in turn).
 
-    catalogue.<sqlite|postgres>.<popular|trending|newest>[.tagged].<p50_ms|p99_ms>
+Pages by number: half of the requests read pages 1-5, a fifth pages 6-50, and the rest
+(the deep reading, where the tail is) any page from the first to the last of that list,
+drawn evenly. Pages by cursor: chains of five pages, each chain started from a page drawn
+the same way (that first request is not timed), so cursors are read at every depth too.
+Each list is read once before the timed requests (checking that a cursor reads on where a
+page ends), so the count of a filter of several tags is already remembered, as it is in a
+server after that filter's first request (the first costs one index-only count more:
+docs/architecture.md, "Catalogue query plans"). Figures, in milliseconds of wall time per
+request:
 
-The target is a p99 under 50 ms everywhere; it is reported, not asserted.
+    catalogue.<sqlite|postgres>.<popular|trending|newest>[.tagged][.cursor].<p50_ms|p99_ms>
+
+The target is a p99 under 20 ms everywhere; it is reported, not asserted.
 
 PostgreSQL: a fresh database on the server of `PERSONAE_TEST_POSTGRES_URL` (default
 `postgresql://postgres@127.0.0.1:5432/test`, as the tests), dropped at the end.
@@ -31,12 +41,13 @@ from typing import Any
 
 import httpx
 from asgi_lifespan import LifespanManager
-from sqlalchemy import insert, text
+from sqlalchemy import delete, insert, text
 
 from personae.account.service import AccountService
 from personae.app import create_app
+from personae.character.repository import EVERY_TAG, other_tags
 from personae.config import Settings
-from personae.models import Account, Character, CharacterActivity, CharacterTag
+from personae.models import Account, CatalogueCount, Character, CharacterActivity, CharacterTag
 from personae.state import AppState
 from pg_scratch import create_database, drop_database
 
@@ -50,6 +61,7 @@ HISTORY = timedelta(days=730)
 WARMUP = 20
 REQUESTS = 200
 LIMIT = 20
+CHAIN = 5  # cursor pages read one after another from each starting page
 SORTS = ("popular", "trending", "newest")
 # The tagged variant cycles through: one common tag, one rare-ish tag, two tags at once.
 COMMON_TAG = "male"
@@ -253,7 +265,17 @@ def character_rows(
                 "chats_7d": chats_7d,
             }
         )
-        tag_rows += [{"character_id": cid, "tag": t, "visibility": visibility} for t in tags]
+        # As the repository writes them: the character's sort keys copied onto each row.
+        keys: dict[str, Any] = {
+            "visibility": visibility,
+            "created_at": created,
+            "likes_count": likes,
+            "chat_count": chat_count,
+            "chats_7d": chats_7d,
+        }
+        tag_rows += [
+            {"character_id": cid, "tag": t, "other_tags": other_tags(tags, t)} | keys for t in tags
+        ]
         if chats_7d:
             # The daily bucket chats_7d was computed from, so the app's trending refresh
             # (run at start-up) recomputes the very same value.
@@ -293,6 +315,11 @@ async def seed(state: AppState) -> tuple[str, Seeded]:
         await bulk(session, Character.__table__, chars)
         await bulk(session, CharacterTag.__table__, tag_rows)
         await bulk(session, CharacterActivity.__table__, activity)
+        # The counts the repository keeps, replacing the empty catalogue's the migration made.
+        await session.execute(delete(CatalogueCount.__table__))
+        counts = [{"tag": EVERY_TAG, "public_characters": seeded.public}]
+        counts += [{"tag": t, "public_characters": n} for t, n in seeded.tag_counts.items()]
+        await bulk(session, CatalogueCount.__table__, counts)
         service = AccountService(session)
         credentials = await service.create_account("bench", None, "enterprise", Decimal(0))
         await service.set_plan(credentials.account, "enterprise", rate_limit_per_minute=10_000_000)
@@ -316,31 +343,89 @@ def percentile_ms(cuts: list[float], p: int) -> float:
     return round(cuts[p - 1] * 1000, 2)
 
 
-async def measure(
-    client: httpx.AsyncClient, rng: random.Random, sort: str, tag_sets: list[str] | None
+@dataclass(frozen=True)
+class Listing:
+    """One list of the catalogue: its tag filter (None: untagged) and how many pages it has."""
+
+    tags: str | None
+    pages: int
+
+    def query(self, sort: str, **more: str | int) -> dict[str, str | int]:
+        query: dict[str, str | int] = {"sort": sort, "limit": LIMIT, **more}
+        return query | ({"tags": self.tags} if self.tags else {})
+
+
+def draw_page(rng: random.Random, pages: int) -> int:
+    """Mostly the first pages, as people read; a third anywhere, the last page included."""
+    r = rng.random()
+    if r < 0.5:
+        return min(rng.randint(1, 5), pages)
+    if r < 0.7:
+        return min(rng.randint(6, 50), pages)
+    return rng.randint(1, pages)
+
+
+async def get(
+    client: httpx.AsyncClient, query: dict[str, str | int]
+) -> tuple[float, dict[str, Any]]:
+    """Wall seconds of one `GET /v1/characters`, and its body."""
+    started = time.perf_counter()
+    response = await client.get("/v1/characters", params=query)
+    elapsed = time.perf_counter() - started
+    if response.status_code != 200:
+        raise RuntimeError(
+            f"GET /v1/characters {query}: {response.status_code} {response.text[:300]}"
+        )
+    body: dict[str, Any] = response.json()
+    return elapsed, body
+
+
+async def measure_pages(
+    client: httpx.AsyncClient, rng: random.Random, sort: str, listings: list[Listing]
 ) -> list[float]:
-    """Wall seconds of each timed request (after the warm-up ones)."""
-
-    def params(i: int) -> dict[str, str | int]:
-        page = rng.randint(1, 5) if rng.random() < 0.85 else rng.randint(6, 50)
-        query: dict[str, str | int] = {"sort": sort, "page": page, "limit": LIMIT}
-        if tag_sets:
-            query["tags"] = tag_sets[i % len(tag_sets)]
-        return query
-
+    """Wall seconds of each timed request by page number (after the warm-up ones)."""
     samples: list[float] = []
     for i in range(WARMUP + REQUESTS):
-        query = params(i)
-        started = time.perf_counter()
-        response = await client.get("/v1/characters", params=query)
-        elapsed = time.perf_counter() - started
-        if response.status_code != 200:
-            raise RuntimeError(
-                f"GET /v1/characters {query}: {response.status_code} {response.text[:300]}"
-            )
-        if i >= WARMUP:
+        listing = listings[i % len(listings)]
+        elapsed, _ = await get(client, listing.query(sort, page=draw_page(rng, listing.pages)))
+        samples.append(elapsed)
+    return samples[WARMUP:]
+
+
+async def measure_cursors(
+    client: httpx.AsyncClient, rng: random.Random, sort: str, listings: list[Listing]
+) -> list[float]:
+    """Wall seconds of each timed request by cursor: chains of CHAIN pages, each from a
+    page drawn as `draw_page` does (that request, which hands out the first cursor, is not
+    timed)."""
+    samples: list[float] = []
+    chain = 0
+    while len(samples) < WARMUP + REQUESTS:
+        listing = listings[chain % len(listings)]
+        chain += 1
+        _, body = await get(client, listing.query(sort, page=draw_page(rng, listing.pages)))
+        cursor = body["pagination"]["next_cursor"]
+        for _ in range(CHAIN):
+            if cursor is None:
+                break
+            elapsed, body = await get(client, listing.query(sort, cursor=cursor))
             samples.append(elapsed)
-    return samples
+            cursor = body["pagination"]["next_cursor"]
+    return samples[WARMUP : WARMUP + REQUESTS]
+
+
+async def listing(client: httpx.AsyncClient, tags: str | None) -> Listing:
+    """The list of `tags`, checked: by cursor, page 2 is what it is by number."""
+    pages = 0
+    for sort in SORTS:
+        base = Listing(tags, 0)
+        _, first = await get(client, base.query(sort))
+        _, second = await get(client, base.query(sort, page=2))
+        _, after = await get(client, base.query(sort, cursor=first["pagination"]["next_cursor"]))
+        if [c["id"] for c in after["data"]] != [c["id"] for c in second["data"]]:
+            raise RuntimeError(f"{sort} {tags}: the cursor after page 1 is not page 2")
+        pages = first["pagination"]["pages"]
+    return Listing(tags, pages)
 
 
 async def bench_backend(backend: str, database_url: str | None, data_dir: Path) -> dict[str, float]:
@@ -386,18 +471,23 @@ async def bench_backend(backend: str, database_url: str | None, data_dir: Path) 
             if total != seeded.public:
                 raise RuntimeError(f"catalogue total {total}, seeded {seeded.public} public")
 
+            untagged = [await listing(client, None)]
+            tagged = [await listing(client, tags) for tags in tag_sets]
             rng = random.Random(SEED)
             for sort in SORTS:
-                for tagged in (False, True):
-                    samples = await measure(client, rng, sort, tag_sets if tagged else None)
-                    cuts = statistics.quantiles(samples, n=100, method="inclusive")
-                    name = f"catalogue.{backend}.{sort}" + (".tagged" if tagged else "")
-                    figures[f"{name}.p50_ms"] = percentile_ms(cuts, 50)
-                    figures[f"{name}.p99_ms"] = percentile_ms(cuts, 99)
-                    log(
-                        f"  {name}: p50 {figures[f'{name}.p50_ms']} ms, "
-                        f"p99 {figures[f'{name}.p99_ms']} ms, max {max(samples) * 1000:.2f} ms"
-                    )
+                for listings in (untagged, tagged):
+                    for by, measure in (("", measure_pages), (".cursor", measure_cursors)):
+                        samples = await measure(client, rng, sort, listings)
+                        cuts = statistics.quantiles(samples, n=100, method="inclusive")
+                        name = f"catalogue.{backend}.{sort}"
+                        name += (".tagged" if listings is tagged else "") + by
+                        figures[f"{name}.p50_ms"] = percentile_ms(cuts, 50)
+                        figures[f"{name}.p99_ms"] = percentile_ms(cuts, 99)
+                        log(
+                            f"  {name}: p50 {figures[f'{name}.p50_ms']} ms, "
+                            f"p99 {figures[f'{name}.p99_ms']} ms, "
+                            f"max {max(samples) * 1000:.2f} ms"
+                        )
     return figures
 
 

@@ -76,7 +76,13 @@ async def test_sorts_and_tag_filters(
     assert await names(client, creds, "?tags=female&sort=newest") == ["C", "A"]
     assert await names(client, creds, "?tags=nothing") == []
     page = (await client.get("/v1/characters?tags=female", headers=x_api_key(creds))).json()
-    assert page["pagination"] == {"total": 2, "page": 1, "limit": 20, "pages": 1}
+    assert page["pagination"] == {
+        "total": 2,
+        "page": 1,
+        "limit": 20,
+        "pages": 1,
+        "next_cursor": None,
+    }
     first = page["data"][0]
     assert set(first) == {
         "id",
@@ -98,7 +104,14 @@ async def test_pagination(client: httpx.AsyncClient, make_account: MakeAccount) 
     for i in range(5):
         await make(client, creds, f"N{i}", ["x"])
     one = (await client.get("/v1/characters?sort=newest&limit=2", headers=x_api_key(creds))).json()
-    assert one["pagination"] == {"total": 5, "page": 1, "limit": 2, "pages": 3}
+    assert one["pagination"] | {"next_cursor": None} == {
+        "total": 5,
+        "page": 1,
+        "limit": 2,
+        "pages": 3,
+        "next_cursor": None,
+    }
+    assert isinstance(one["pagination"]["next_cursor"], str)
     seen = [c["name"] for c in one["data"]]
     for page in (2, 3):
         body = (

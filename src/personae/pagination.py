@@ -35,10 +35,26 @@ class PageRequest:
 
 
 @dataclass(frozen=True)
+class CursorRequest:
+    """The page after the row a cursor names (keyset paging), as the client sent it: the
+    list that made the cursor reads it."""
+
+    cursor: str
+    size: int
+
+
+@dataclass(frozen=True)
 class Page(Generic[T]):
     items: Sequence[T]
     total: int
-    request: PageRequest
+    request: PageRequest | CursorRequest
+    # Where the next page starts, for a list that offers cursors; None after the last page.
+    next_cursor: str | None = None
+
+    @property
+    def number(self) -> int | None:
+        """The page's number; None for a page read by cursor (its place is not counted)."""
+        return self.request.page if isinstance(self.request, PageRequest) else None
 
     @property
     def pages(self) -> int:

@@ -10,7 +10,8 @@ order** of every transaction that touches several of these rows, everywhere in P
 1. `monthly_usage` (the account's month),
 2. `accounts` (the balance),
 3. `conversations`, then `messages`,
-4. `characters` and `character_activity`,
+4. `characters`, then their `character_tags` (the catalogue's copies), then
+   `catalogue_counts` (in tag order), then `character_activity`,
 5. new rows: a turn's or job's record, the webhook outbox.
 
 A transaction takes only the locks it needs, in this order; reads come first and lock

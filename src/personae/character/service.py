@@ -12,8 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from personae.account.caps import CHARACTERS, AccountCaps, CapCheck
+from personae.character.cursor import decode_cursor, encode_cursor
 from personae.character.fields import Visibility
-from personae.character.repository import CatalogueSort, CharacterRepository
+from personae.character.repository import (
+    CatalogueSort,
+    CharacterRepository,
+    sort_key,
+    sort_key_types,
+)
 from personae.db.base import utcnow
 from personae.db.hooks import after_commit
 from personae.errors import Forbidden, InvalidRequest, NotFound
@@ -23,7 +29,7 @@ from personae.image.repository import ImageRepository
 from personae.image.storage import Storage, new_key, owner_of
 from personae.model.repository import ModelRepository
 from personae.models import Account, Character, Favorite
-from personae.pagination import Page, PageRequest
+from personae.pagination import CursorRequest, Page, PageRequest
 from personae.webhook import payloads
 from personae.webhook.events import emit
 
@@ -101,10 +107,19 @@ class CharacterService:
         return owner is not None and await self.repo.is_public_avatar(key, owner)
 
     async def catalogue(
-        self, tags: Sequence[str], sort: CatalogueSort, page: PageRequest
+        self, tags: Sequence[str], sort: CatalogueSort, request: PageRequest | CursorRequest
     ) -> Page[Character]:
-        rows, total = await self.repo.catalogue(tags, sort, page)
-        return Page(rows, total, page)
+        """A page of the public catalogue, by number or after a cursor; either way with the
+        cursor of the page that follows."""
+        if isinstance(request, CursorRequest):
+            after = decode_cursor(request.cursor, sort, tags, sort_key_types(sort))
+            rows, total, more = await self.repo.catalogue_after(tags, sort, after, request.size)
+        else:
+            rows, total = await self.repo.catalogue(tags, sort, request)
+            more = request.offset + len(rows) < total
+        last = sort_key(sort, rows[-1]) if rows and more else None
+        next_cursor = encode_cursor(sort, tags, last) if last is not None else None
+        return Page(rows, total, request, next_cursor)
 
     async def owned(self, account: Account, page: PageRequest) -> Page[Character]:
         rows, total = await self.repo.owned(account.id, page)

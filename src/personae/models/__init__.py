@@ -2,7 +2,14 @@
 
 from personae.models.account import Account
 from personae.models.api_key import ApiKey
-from personae.models.character import Character, CharacterActivity, CharacterTag, Favorite, Like
+from personae.models.character import (
+    CatalogueCount,
+    Character,
+    CharacterActivity,
+    CharacterTag,
+    Favorite,
+    Like,
+)
 from personae.models.conversation import Conversation, Message, MessageAlternative
 from personae.models.idempotency import IdempotencyKey
 from personae.models.image import Image
@@ -15,6 +22,7 @@ from personae.models.webhook import Webhook, WebhookDelivery, WebhookEvent
 __all__ = [
     "Account",
     "ApiKey",
+    "CatalogueCount",
     "Character",
     "CharacterActivity",
     "CharacterTag",

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Date, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from personae.db.base import Base, UTCDateTime, utcnow
@@ -75,8 +75,11 @@ class Character(Base):
 class CharacterTag(Base):
     """One tag of one character, for filtering; `characters.tags` keeps them for display.
 
-    `visibility` is copied from the character so that a tag filter (and its count) is
-    answered from this table's index alone.
+    A tag row also carries copies of its character's visibility and sort keys, so that a
+    tagged page is a range of one index of this table (no sort, no join until the page's
+    own rows), and `other_tags` (the character's other tags, `,a,b,`), so that the other
+    tags of a filter are checked in that same index. `CharacterRepository` keeps the copies
+    in step with the character, in the same transaction as every change to it.
     """
 
     __tablename__ = "character_tags"
@@ -87,10 +90,59 @@ class CharacterTag(Base):
     )
     tag: Mapped[str] = mapped_column(String(32), primary_key=True)
     visibility: Mapped[str] = mapped_column(String(8))
+    likes_count: Mapped[int] = mapped_column(Integer, default=0)
+    chat_count: Mapped[int] = mapped_column(Integer, default=0)
+    chats_7d: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    other_tags: Mapped[str] = mapped_column(Text, default=",")
 
     __table_args__ = (
-        Index("ix_character_tags_tag_visibility", "tag", "visibility", "character_id"),
+        # The catalogue's orders again, led by the tag: the same columns as the character's
+        # indexes, then `other_tags` so that a filter of several tags stays index-only.
+        Index(
+            "ix_character_tags_popular",
+            "tag",
+            "visibility",
+            likes_count.desc(),
+            chat_count.desc(),
+            character_id.desc(),
+            "other_tags",
+        ),
+        Index(
+            "ix_character_tags_trending",
+            "tag",
+            "visibility",
+            chats_7d.desc(),
+            chat_count.desc(),
+            character_id.desc(),
+            "other_tags",
+        ),
+        Index(
+            "ix_character_tags_newest",
+            "tag",
+            "visibility",
+            created_at.desc(),
+            character_id.desc(),
+            "other_tags",
+        ),
     )
+
+
+class CatalogueCount(Base):
+    """How many public characters carry a tag, and (`tag` = "") how many there are: the
+    catalogue's totals without counting rows. Moved by `CharacterRepository` in the same
+    transaction as the character that changes them.
+
+    `version` is a random number drawn anew whenever the count moves, that is whenever a
+    public character gains or loses the tag: a count of several tags together, made while
+    each of them had a given version, is still exact while they all have it.
+    """
+
+    __tablename__ = "catalogue_counts"
+
+    tag: Mapped[str] = mapped_column(String(32), primary_key=True)
+    public_characters: Mapped[int] = mapped_column(Integer, default=0)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class Like(Base):

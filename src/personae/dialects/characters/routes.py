@@ -21,6 +21,7 @@ from personae.api.errors import invalid_request
 from personae.api.openapi import error_responses, inline_refs
 from personae.api.query import reject_control_characters, reject_unknown_query
 from personae.api.types import PageNumber
+from personae.character.cursor import MAX_CURSOR, bad_cursor
 from personae.character.fields import Tags
 from personae.character.repository import CatalogueSort
 from personae.character.service import CharacterChanges
@@ -28,6 +29,7 @@ from personae.dialects.characters.body import read_character_body
 from personae.dialects.characters.chat import router as chat_router
 from personae.dialects.characters.render import detail, summary
 from personae.dialects.characters.schemas import (
+    CataloguePagination,
     CharacterCreate,
     CharacterDetail,
     CharacterPage,
@@ -45,7 +47,7 @@ from personae.dialects.characters.schemas import (
     UserStats,
 )
 from personae.dialects.characters.webhooks import router as webhooks_router
-from personae.pagination import PageRequest
+from personae.pagination import MAX_PAGE, CursorRequest, PageRequest
 
 ERRORS = error_responses(
     CharactersError,
@@ -146,7 +148,28 @@ TAGS_FILTER_DOC = {
 async def list_characters(
     service: CharacterServiceDep,
     state: StateDep,
-    page: PageNumber = 1,
+    page: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=MAX_PAGE,
+            description=f"Page number, from 1 (the default) to {MAX_PAGE:,}. Not with `cursor`.",
+        ),
+    ] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=MAX_CURSOR,
+            description=(
+                "Read on from where a page ended: its `pagination.next_cursor`, with the same "
+                "`sort` and `tags` (`limit` may change). Each page then costs the same "
+                "however deep it is, and rows added or removed meanwhile do not shift it. "
+                "Not with `page`; a cursor made for another list, or not made by this API, "
+                "is 400 `invalid_request`."
+            ),
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     tags: Annotated[str | None, Query(max_length=1_000, include_in_schema=False)] = None,
     sort: CatalogueSort = CatalogueSort.POPULAR,
@@ -157,9 +180,17 @@ async def list_characters(
         raise invalid_request(
             [err | {"loc": ("query", "tags", *err["loc"])} for err in exc.errors()]
         ) from exc
-    result = await service.catalogue(wanted, sort, PageRequest(page, limit))
+    request: PageRequest | CursorRequest
+    if cursor is None:
+        request = PageRequest(page or 1, limit)
+    elif page is None:
+        request = CursorRequest(cursor, limit)
+    else:
+        raise bad_cursor("give either page or cursor, not both")
+    result = await service.catalogue(wanted, sort, request)
     return CharacterPage(
-        data=[summary(state.storage, c) for c in result.items], pagination=Pagination.of(result)
+        data=[summary(state.storage, c) for c in result.items],
+        pagination=CataloguePagination.of(result),
     )
 
 

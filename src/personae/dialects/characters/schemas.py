@@ -62,8 +62,32 @@ class Pagination(BaseModel):
 
     @classmethod
     def of(cls, page: Page[Any]) -> Pagination:
+        assert page.number is not None, "a list read by cursor renders CataloguePagination"
+        return cls(total=page.total, page=page.number, limit=page.request.size, pages=page.pages)
+
+
+class CataloguePagination(BaseModel):
+    """The catalogue's pages, which can also be read by cursor."""
+
+    total: int
+    page: int | None = Field(description="The page's number; null for a page read by cursor.")
+    limit: int
+    pages: int
+    next_cursor: str | None = Field(
+        description=(
+            "Pass as `cursor` (with the same `sort`, `tags` and any `limit`) for the page "
+            "that follows this one; null after the last page."
+        )
+    )
+
+    @classmethod
+    def of(cls, page: Page[Any]) -> CataloguePagination:
         return cls(
-            total=page.total, page=page.request.page, limit=page.request.size, pages=page.pages
+            total=page.total,
+            page=page.number,
+            limit=page.request.size,
+            pages=page.pages,
+            next_cursor=page.next_cursor,
         )
 
 
@@ -177,7 +201,7 @@ class CharacterDetail(BaseModel):
 
 class CharacterPage(BaseModel):
     data: list[CharacterSummary]
-    pagination: Pagination
+    pagination: CataloguePagination
 
 
 class FavoriteItem(BaseModel):
