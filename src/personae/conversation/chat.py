@@ -269,6 +269,7 @@ class ChatService:
         fixed: Sequence[str],
         options: TurnOptions,
         before_seq: int | None = None,
+        model_id: str | None = None,
     ) -> FittedHistory:
         """The history that fits beside `fixed`: the whole conversation's, or with
         `before_seq` only the messages before that one (a regeneration's)."""
@@ -298,6 +299,7 @@ class ChatService:
                 total,
                 lambda seq, n: repo.newest_before(conversation.id, seq, n),
                 before_seq,
+                model_id,
             )
         if fitted.prompt_tokens > budget:
             raise InvalidRequest(
@@ -372,9 +374,8 @@ class ChatService:
             # A new conversation opens with the character's greeting (stored below).
             opening = greetings(new_with)[:1] if conversation is None and new_with else []
             fixed = [prompt.system, *opening, content, prompt.post_history]
-            fitted = await self._fit(
-                engine, ConversationRepository(session), conversation, fixed, options
-            )
+            repo = ConversationRepository(session)
+            fitted = await self._fit(engine, repo, conversation, fixed, options, model_id=model.id)
         # Then the writes, in the lock order: money, conversation, character, records.
         async with self.writer.begin() as session:
             conversations = ConversationService(
@@ -382,14 +383,22 @@ class ChatService:
             )
             now = utcnow()
             hold = await self._hold(session, account, model, fitted, options, now)
+            counts = dict(fitted.counted)  # token counts to keep with their messages
             if conversation is None:
                 assert new_with is not None
                 conversation = await conversations.create(
                     account, new_with.name, "", model.id, new_with.id
                 )
+                if opening and conversation.last_message_id:  # the greeting, counted above
+                    counts[conversation.last_message_id] = fitted.fixed_counts[1]
             elif conversation.llm_id != model.id:
                 await conversations.switch_model(conversation, model.id)
-            user_message = await conversations.add_message(account, conversation, "user", content)
+            if counts:
+                await conversations.store_prompt_tokens(counts, model.id)
+            counted = (fitted.fixed_counts[1 + len(opening)], model.id)
+            user_message = await conversations.add_message(
+                account, conversation, "user", content, counted
+            )
             if conversation.character_id:
                 await conversations.characters.record_chat_activity(conversation.character_id, now)
             turn_id = await self.ledger.start(
@@ -475,13 +484,17 @@ class ChatService:
             prompt = self.template.render(conversation.character, conversation.system_prompt)
             fixed = [prompt.system, prompt.post_history]
             repo = ConversationRepository(session)
-            fitted = await self._fit(engine, repo, conversation, fixed, options, target.seq)
+            fitted = await self._fit(
+                engine, repo, conversation, fixed, options, target.seq, model.id
+            )
         async with self.writer.begin() as session:
             conversations = ConversationService(session, CharacterService(session, self.storage))
             now = utcnow()
             hold = await self._hold(session, account, model, fitted, options, now)
             if conversation.llm_id != model.id:
                 await conversations.switch_model(conversation, model.id)
+            if fitted.counted:
+                await conversations.store_prompt_tokens(fitted.counted, model.id)
             if conversation.character_id:
                 await conversations.characters.record_chat_activity(conversation.character_id, now)
             turn_id = await self.ledger.start(session, hold, model.id, conversation.id, None)
@@ -519,6 +532,11 @@ class ChatService:
             cost_micros(turn.model, prompt_tokens + finish.completion_tokens), turn.hold.micros
         )
         message_id = new_id("msg")
+        # Counted once, now, for the prompts of the turns that follow (a regenerated
+        # version is counted when next read: conversation/prompt.py).
+        answer_tokens = None
+        if turn.conversation is not None and turn.regenerates is None:
+            [answer_tokens] = await turn.engine.count_tokens([content])
         async with self.writer.begin() as session:
             if not await self.ledger.settle(session, turn.turn_id, turn.hold, charged):
                 # Released meanwhile (its instance was taken for dead): nothing to store.
@@ -539,6 +557,8 @@ class ChatService:
                     content=content,
                     created_at=now,
                     tokens=finish.completion_tokens,
+                    prompt_tokens=answer_tokens,
+                    prompt_tokens_model=turn.model.id,
                 )
                 conversation = await conversations.post_answer(turn.conversation, message)
         thought = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from jinja2 import StrictUndefined
@@ -145,6 +145,10 @@ class FittedHistory:
     kept: int
     dropped: int
     prompt_tokens: int  # estimated: system + history + new message + template overhead
+    fixed_counts: list[int] = field(default_factory=list)  # of `fixed`, in order
+    # Messages of the history counted by this fit (none stored, or stored for another
+    # model): message id -> tokens, for the turn to store.
+    counted: dict[str, int] = field(default_factory=dict)
 
 
 LoadBatch = Callable[[int, int], Awaitable[Sequence[Message]]]
@@ -157,22 +161,26 @@ async def fit_history(
     total_before: int,
     load_newest_before: LoadBatch,
     before_seq: int,
+    model_id: str | None = None,
 ) -> FittedHistory:
     """Keep the newest messages whose tokens, with `fixed` texts, fit in `budget`.
 
     `load_newest_before(seq, n)` returns up to n messages older than seq, newest first.
+    A message's count stored for `model_id` is used as it is; the others are counted (in
+    one call per batch) and returned in `counted`, so that a history is tokenized once.
     """
     fixed_counts = await engine.count_tokens(list(fixed))
     used = sum(fixed_counts) + engine.message_overhead * len(fixed) + engine.prompt_overhead
     kept: list[Message] = []
+    counted: dict[str, int] = {}
     cursor = before_seq
     full = False
     while not full:
         batch = await load_newest_before(cursor, HISTORY_BATCH)
         if not batch:
             break
-        counts = await engine.count_tokens([m.content for m in batch])
-        for message, count in zip(batch, counts, strict=True):
+        for message, count in zip(batch, await _counts(engine, batch, model_id, counted),
+                                  strict=True):  # fmt: skip
             cost = count + engine.message_overhead
             if used + cost > budget:
                 full = True
@@ -188,7 +196,24 @@ async def fit_history(
         kept=len(kept),
         dropped=total_before - len(kept),
         prompt_tokens=used,
+        fixed_counts=fixed_counts,
+        counted=counted,
     )
+
+
+async def _counts(
+    engine: LLMEngine, batch: Sequence[Message], model_id: str | None, counted: dict[str, int]
+) -> list[int]:
+    """Each message's tokens: stored ones as they are, the rest counted now (into
+    `counted`)."""
+    stored = [
+        m.prompt_tokens if model_id and m.prompt_tokens_model == model_id else None for m in batch
+    ]
+    missing = [m for m, n in zip(batch, stored, strict=True) if n is None]
+    if missing:
+        fresh = await engine.count_tokens([m.content for m in missing])
+        counted.update({m.id: n for m, n in zip(missing, fresh, strict=True)})
+    return [n if n is not None else counted[m.id] for m, n in zip(batch, stored, strict=True)]
 
 
 def merge_consecutive(messages: Sequence[ChatMessage]) -> list[ChatMessage]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import Table, bindparam, case, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -34,6 +35,10 @@ _APPENDED = (
     Conversation.system_prompt,
     Conversation.llm_id,
 )
+
+
+# A message whose content changes loses its token count (counted again when next read).
+UNCOUNTED = {"prompt_tokens": None, "prompt_tokens_model": None}
 
 
 class ConversationRepository:
@@ -123,6 +128,16 @@ class ConversationRepository:
         await self.session.flush()
         return message
 
+    async def store_prompt_tokens(self, counts: dict[str, int], model_id: str) -> None:
+        """Record what messages cost in `model_id`'s prompts (one batched statement)."""
+        messages = cast(Table, Message.__table__)  # Core, for an executemany with a WHERE
+        await self.session.execute(
+            update(messages)
+            .where(messages.c.id == bindparam("message_id"))
+            .values(prompt_tokens=bindparam("count"), prompt_tokens_model=model_id),
+            [{"message_id": m, "count": n} for m, n in counts.items()],
+        )
+
     # alternatives (swipes) of agent messages
     async def add_alternatives(
         self, message: Message, contents: Sequence[str], now: datetime
@@ -166,7 +181,7 @@ class ConversationRepository:
         await self.session.execute(
             update(Message)
             .where(Message.id == message_id)
-            .values(content=content, tokens=tokens, selected=count - 1)
+            .values(content=content, tokens=tokens, selected=count - 1, **UNCOUNTED)
         )
         await self.session.flush()
         return await self.session.get(Message, message_id, populate_existing=True)
@@ -287,7 +302,7 @@ class ConversationRepository:
             await self.session.execute(
                 update(Message)
                 .where(Message.id == message_id)
-                .values(content=content)
+                .values(content=content, **UNCOUNTED)
                 .returning(Message.alternative_count, Message.selected)
                 .execution_options(synchronize_session=False)
             )
@@ -320,6 +335,7 @@ class ConversationRepository:
                 selected=index,
                 content=version.with_only_columns(MessageAlternative.content).scalar_subquery(),
                 tokens=version.with_only_columns(MessageAlternative.tokens).scalar_subquery(),
+                **UNCOUNTED,
             )
             .execution_options(synchronize_session=False)
         )
@@ -410,7 +426,8 @@ class ConversationRepository:
         copies = [
             Message(id=new_id("msg"), conversation_id=target.id, seq=seq, role=m.role,
                     content=m.content, image_key=m.image_key, created_at=m.created_at,
-                    tokens=m.tokens, unanswered=m.unanswered,
+                    tokens=m.tokens, prompt_tokens=m.prompt_tokens,
+                    prompt_tokens_model=m.prompt_tokens_model, unanswered=m.unanswered,
                     alternative_count=m.alternative_count, selected=m.selected)
             for seq, m in enumerate(originals, start=1)
         ]  # fmt: skip

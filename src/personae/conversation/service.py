@@ -122,10 +122,18 @@ class ConversationService:
         return created
 
     async def add_message(
-        self, account: Account, conversation: Conversation, role: str, content: str
+        self,
+        account: Account,
+        conversation: Conversation,
+        role: str,
+        content: str,
+        prompt_tokens: tuple[int, str] | None = None,
     ) -> Message:
-        """Append a message (numbered, the conversation's counters moved) and announce it."""
-        message = Message(id=new_id("msg"), role=role, content=content, created_at=utcnow())
+        """Append a message (numbered, the conversation's counters moved) and announce it.
+        `prompt_tokens`: what it costs in a prompt, and for which model, if counted."""
+        tokens, model_id = prompt_tokens or (None, None)
+        message = Message(id=new_id("msg"), role=role, content=content, created_at=utcnow(),
+                          prompt_tokens=tokens, prompt_tokens_model=model_id)  # fmt: skip
         await self.repo.append(conversation.id, message, message.created_at)
         storage = self.characters.storage
         await emit(self.repo.session, account.id, "message.created",
@@ -141,6 +149,10 @@ class ConversationService:
             raise _missing(conversation.id) from None
         await emit_message_posted(self.repo.session, self.characters.storage, conversation, message)
         return conversation
+
+    async def store_prompt_tokens(self, counts: dict[str, int], model_id: str) -> None:
+        """Keep token counts made while fitting a history, so it is not counted again."""
+        await self.repo.store_prompt_tokens(counts, model_id)
 
     async def switch_model(self, conversation: Conversation, model_id: str) -> None:
         """Record that the conversation now runs on another model (its own was disabled

@@ -59,6 +59,11 @@ class Message(Base):
     image_key: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     tokens: Mapped[int | None] = mapped_column(Integer)  # completion tokens, for agent turns
+    # What `content` costs in a prompt, counted once by the tokenizer of the model named in
+    # `prompt_tokens_model` (conversation/prompt.py); NULL until counted, and again when
+    # the content changes. A turn on another model counts again and stores its own.
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    prompt_tokens_model: Mapped[str | None] = mapped_column(String(40))
     # A user's message whose turn ended without an answer (the engine failed, the client
     # went away, the server died): a client can retry or delete it.
     unanswered: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
