@@ -146,16 +146,17 @@ TAGS_FILTER_DOC = {
     openapi_extra={"parameters": [TAGS_FILTER_DOC]},
 )
 async def list_characters(
+    http: Request,
     service: CharacterServiceDep,
     state: StateDep,
     page: Annotated[
-        int | None,
+        int,
         Query(
             ge=1,
             le=MAX_PAGE,
-            description=f"Page number, from 1 (the default) to {MAX_PAGE:,}. Not with `cursor`.",
+            description=f"Page number, from 1 to {MAX_PAGE:,}. Not with `cursor`.",
         ),
-    ] = None,
+    ] = 1,
     cursor: Annotated[
         str | None,
         Query(
@@ -180,14 +181,14 @@ async def list_characters(
         raise invalid_request(
             [err | {"loc": ("query", "tags", *err["loc"])} for err in exc.errors()]
         ) from exc
-    request: PageRequest | CursorRequest
+    reading: PageRequest | CursorRequest
     if cursor is None:
-        request = PageRequest(page or 1, limit)
-    elif page is None:
-        request = CursorRequest(cursor, limit)
+        reading = PageRequest(page, limit)
+    elif "page" not in http.query_params:
+        reading = CursorRequest(cursor, limit)
     else:
         raise bad_cursor("give either page or cursor, not both")
-    result = await service.catalogue(wanted, sort, request)
+    result = await service.catalogue(wanted, sort, reading)
     return CharacterPage(
         data=[summary(state.storage, c) for c in result.items],
         pagination=CataloguePagination.of(result),
