@@ -20,21 +20,24 @@ is small and the same for both servers. Figures, per database (`sqlite`, `postgr
 
 from __future__ import annotations
 
-import asyncio
 import http.client
 import json
-import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from bench_turns import cli, free_port, wait_http
-from pg_scratch import create_database, drop_database
+from bench_turns import (
+    add_double,
+    free_port,
+    on_each_backend,
+    server_env,
+    unlimited_keys,
+    wait_http,
+)
 
 BENCH_DIR = Path(__file__).resolve().parent
 DELAY = 0.05
@@ -168,20 +171,10 @@ def serve(args: list[str], env: dict[str, str], log_file: Any) -> subprocess.Pop
 
 def bench_backend(name: str, database_url: str | None, data_dir: Path) -> dict[str, float]:
     engine_port, bare_port, port = free_port(), free_port(), free_port()
-    env = os.environ | {
+    env = server_env(data_dir, port, database_url) | {
         "ENGINE_DOUBLE_SECONDS": str(DELAY),
         "ENGINE_DOUBLE_TOKENS": str(TOKENS),
-        "PERSONAE_DATA_DIR": str(data_dir),
-        "PERSONAE_PORT": str(port),
-        "PERSONAE_EMBEDDED_LLM": "false",
-        "PERSONAE_LOG_LEVEL": "warning",
-        "PERSONAE_SHUTDOWN_GRACE_SECONDS": "5",
     }
-    env.pop("PERSONAE_REDIS_URL", None)
-    if database_url:
-        env["PERSONAE_DATABASE_URL"] = database_url
-    else:
-        env.pop("PERSONAE_DATABASE_URL", None)
     data_dir.mkdir(parents=True)
     server_log = (data_dir / "servers.log").open("wb")
     uvicorn = ["-m", "uvicorn", "--app-dir", str(BENCH_DIR), "--log-level", "warning"]
@@ -192,15 +185,8 @@ def bench_backend(name: str, database_url: str | None, data_dir: Path) -> dict[s
     try:
         wait_http(f"http://127.0.0.1:{engine_port}/v1/models", procs[0])
         wait_http(f"http://127.0.0.1:{bare_port}/me", procs[1])
-        cli(env, "models", "add", "--name", "Double", "--engine", "openai",
-            "--base-url", f"http://127.0.0.1:{engine_port}/v1", "--model", "double")  # fmt: skip
-        keys = []
-        for i in range(C16_CLIENTS):
-            created = cli(env, "accounts", "create", "--username", f"overhead{i}",
-                          "--plan", "enterprise")  # fmt: skip
-            keys.append(created["api_key"])
-            cli(env, "accounts", "set-plan", f"overhead{i}", "enterprise",
-                "--rate-limit", "10000000", "--monthly-chat-requests", "10000000")  # fmt: skip
+        add_double(env, engine_port)
+        keys = unlimited_keys(env, "overhead", C16_CLIENTS)
         procs.append(serve(["-m", "personae", "serve"], env, server_log))
         wait_http(f"http://127.0.0.1:{port}/health", procs[-1])
         _, character = Client(port, {"X-API-Key": keys[0]}).request(
@@ -248,15 +234,7 @@ def bench_backend(name: str, database_url: str | None, data_dir: Path) -> dict[s
 
 
 def main() -> dict[str, float]:
-    figures: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(prefix="personae-bench-") as tmp:
-        figures.update(bench_backend("sqlite", None, Path(tmp) / "sqlite"))
-        name, url = asyncio.run(create_database())
-        try:
-            figures.update(bench_backend("postgres", url, Path(tmp) / "postgres"))
-        finally:
-            asyncio.run(drop_database(name))
-    return figures
+    return on_each_backend(bench_backend)
 
 
 if __name__ == "__main__":

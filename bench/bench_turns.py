@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,61 @@ def cli(env: dict[str, str], *args: str) -> Any:
         check=True,
     )
     return json.loads(done.stdout)
+
+
+def server_env(data_dir: Path, port: int, database_url: str | None) -> dict[str, str]:
+    """The environment of a `personae serve` (and of the CLI beside it) on `port` with its
+    data in `data_dir`, on `database_url` (None: SQLite there), without Redis or the
+    embedded model."""
+    env = os.environ | {
+        "PERSONAE_DATA_DIR": str(data_dir),
+        "PERSONAE_PORT": str(port),
+        "PERSONAE_EMBEDDED_LLM": "false",
+        "PERSONAE_LOG_LEVEL": "warning",
+        "PERSONAE_SHUTDOWN_GRACE_SECONDS": "5",
+    }
+    env.pop("PERSONAE_REDIS_URL", None)
+    if database_url:
+        env["PERSONAE_DATABASE_URL"] = database_url
+    else:
+        env.pop("PERSONAE_DATABASE_URL", None)
+    return env
+
+
+def add_double(env: dict[str, str], engine_port: int) -> None:
+    """Register the engine double listening on `engine_port` as a model."""
+    cli(env, "models", "add", "--name", "Double", "--engine", "openai",
+        "--base-url", f"http://127.0.0.1:{engine_port}/v1", "--model", "double")  # fmt: skip
+
+
+def unlimited_keys(env: dict[str, str], prefix: str, count: int) -> list[str]:
+    """API keys of `count` enterprise accounts whose limits no benchmark reaches."""
+    keys = []
+    for i in range(count):
+        created = cli(env, "accounts", "create", "--username", f"{prefix}{i}",
+                      "--plan", "enterprise")  # fmt: skip
+        keys.append(created["api_key"])
+        cli(env, "accounts", "set-plan", f"{prefix}{i}", "enterprise",
+            "--rate-limit", "10000000", "--monthly-chat-requests", "10000000")  # fmt: skip
+    return keys
+
+
+Bench = Callable[[str, str | None, Path], dict[str, float]]
+
+
+def on_each_backend(bench: Bench) -> dict[str, float]:
+    """`bench(name, database_url, data_dir)` on SQLite, then on a throw-away PostgreSQL
+    database: both runs' figures."""
+    figures: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="personae-bench-") as tmp:
+        log(f" logs in {tmp}")
+        figures.update(bench("sqlite", None, Path(tmp) / "sqlite"))
+        name, url = asyncio.run(create_database())
+        try:
+            figures.update(bench("postgres", url, Path(tmp) / "postgres"))
+        finally:
+            asyncio.run(drop_database(name))
+    return figures
 
 
 def p99(samples: list[float]) -> float:
@@ -206,32 +262,13 @@ def bench_backend(name: str, database_url: str | None, data_dir: Path) -> dict[s
          "--port", str(engine_port), "--log-level", "warning"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    env = os.environ | {
-        "PERSONAE_DATA_DIR": str(data_dir),
-        "PERSONAE_PORT": str(port),
-        "PERSONAE_EMBEDDED_LLM": "false",
-        "PERSONAE_LOG_LEVEL": "warning",
-        "PERSONAE_SHUTDOWN_GRACE_SECONDS": "5",
-    }
-    env.pop("PERSONAE_REDIS_URL", None)
-    if database_url:
-        env["PERSONAE_DATABASE_URL"] = database_url
-    else:
-        env.pop("PERSONAE_DATABASE_URL", None)
+    env = server_env(data_dir, port, database_url)
     server = None
     server_log = (data_dir.parent / f"{name}-server.log").open("wb")
     try:
         wait_http(f"http://127.0.0.1:{engine_port}/v1/models", double)
-        cli(env, "models", "add", "--name", "Double", "--engine", "openai",
-            "--base-url", f"http://127.0.0.1:{engine_port}/v1", "--model", "double")  # fmt: skip
-        keys = []
-        for i in range(8):
-            created = cli(
-                env, "accounts", "create", "--username", f"load{i}", "--plan", "enterprise"
-            )
-            keys.append(created["api_key"])
-            cli(env, "accounts", "set-plan", f"load{i}", "enterprise", "--rate-limit", "1000000",
-                "--monthly-chat-requests", "10000000")  # fmt: skip
+        add_double(env, engine_port)
+        keys = unlimited_keys(env, "load", 8)
         server = subprocess.Popen(
             [sys.executable, "-m", "personae", "serve"], env=env,
             stdout=server_log, stderr=server_log,
@@ -259,16 +296,7 @@ def bench_backend(name: str, database_url: str | None, data_dir: Path) -> dict[s
 
 
 def main() -> dict[str, float]:
-    figures: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(prefix="personae-bench-") as tmp:
-        log(f" logs in {tmp}")
-        figures.update(bench_backend("sqlite", None, Path(tmp) / "sqlite"))
-        name, url = asyncio.run(create_database())
-        try:
-            figures.update(bench_backend("postgres", url, Path(tmp) / "postgres"))
-        finally:
-            asyncio.run(drop_database(name))
-    return figures
+    return on_each_backend(bench_backend)
 
 
 if __name__ == "__main__":
