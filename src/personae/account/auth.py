@@ -117,11 +117,12 @@ class Authenticator:
             self._used.setdefault(key.id, key.last_used_at)
         return entry
 
-    def _read_epoch(self) -> int:
+    def _read_epoch(self) -> tuple[int, int]:
         try:
-            return os.stat(self.epoch_file).st_mtime_ns
+            stat = os.stat(self.epoch_file)
         except OSError:
-            return 0
+            return (0, 0)
+        return (stat.st_ino, stat.st_mtime_ns)
 
     def _note_use(self, key_id: str) -> None:
         now = utcnow()
@@ -151,9 +152,12 @@ class Authenticator:
         """Accounts or keys changed (committed): every process forgets what it remembered.
         Called by `personae.account.changes.announce_after_commit`."""
         self.forget()
+        # A new file each time, not a touch: its inode changes even where the file system
+        # keeps modification times too coarse to tell two announcements apart.
         self.epoch_file.parent.mkdir(parents=True, exist_ok=True)
-        self.epoch_file.write_text(str(time.time_ns()))
-        os.utime(self.epoch_file)
+        fresh = self.epoch_file.with_name(f"{self.epoch_file.name}.{os.getpid()}")
+        fresh.touch()
+        os.replace(fresh, self.epoch_file)
         self._epoch = self._read_epoch()
         if self.redis_url:
             task = asyncio.get_running_loop().create_task(self._publish())

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
 
-from sqlalchemy import Table, bindparam, func, or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, joinedload
 from sqlalchemy.sql.selectable import ScalarSelect
 
+from personae.db.batch import update_each
 from personae.db.upsert import affected_rows, insert_for
 from personae.models import (
     Account,
@@ -103,14 +103,8 @@ class AccountRepository:
         return (await self.session.scalars(stmt)).all()
 
     async def touch_keys(self, uses: dict[str, datetime]) -> None:
-        """Record each key's last use, in one batched statement (executemany)."""
-        keys = cast(Table, ApiKey.__table__)  # Core, for an executemany with a WHERE
-        await self.session.execute(
-            update(keys)
-            .where(keys.c.id == bindparam("key_id"))
-            .values(last_used_at=bindparam("when")),
-            [{"key_id": k, "when": w} for k, w in uses.items()],
-        )
+        """Record each key's last use, in one batched statement."""
+        await update_each(self.session, ApiKey, {k: {"last_used_at": w} for k, w in uses.items()})
 
     # plans
     async def get_plan(self, name: str) -> Plan | None:

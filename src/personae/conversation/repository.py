@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import cast
 
-from sqlalchemy import Table, bindparam, case, delete, func, select, update
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
+from personae.db.batch import update_each
 from personae.db.upsert import affected_rows
 from personae.ids import new_id
 from personae.models import (
@@ -130,12 +130,10 @@ class ConversationRepository:
 
     async def store_prompt_tokens(self, counts: dict[str, int], model_id: str) -> None:
         """Record what messages cost in `model_id`'s prompts (one batched statement)."""
-        messages = cast(Table, Message.__table__)  # Core, for an executemany with a WHERE
-        await self.session.execute(
-            update(messages)
-            .where(messages.c.id == bindparam("message_id"))
-            .values(prompt_tokens=bindparam("count"), prompt_tokens_model=model_id),
-            [{"message_id": m, "count": n} for m, n in counts.items()],
+        await update_each(
+            self.session,
+            Message,
+            {m: {"prompt_tokens": n, "prompt_tokens_model": model_id} for m, n in counts.items()},
         )
 
     # alternatives (swipes) of agent messages
