@@ -18,9 +18,10 @@ from personae.models import ApiKey
 
 AGENTS_URL = "/api/v1/models?type=llm"
 CHARACTERS_URL = "/v1/user/me"
-# The only routes that answer without a key: load balancers' probes, and files (whose
-# private ones need a signed URL instead: tests/test_private_files.py).
-PUBLIC = {("GET", "/health"), ("GET", "/ready"), ("GET", "/files/{key}")}
+# The only routes that answer without a key: load balancers' probes, the Prometheus
+# scrape (no account's data: tests/test_observability.py), and files (whose private ones
+# need a signed URL instead: tests/test_private_files.py).
+PUBLIC = {("GET", "/health"), ("GET", "/ready"), ("GET", "/metrics"), ("GET", "/files/{key}")}
 
 
 async def test_missing_key_is_401_in_each_dialect(client: httpx.AsyncClient) -> None:

@@ -87,7 +87,7 @@ async def test_models_list_shows_the_llm(
 
 
 async def test_character_chat_through_both_dialects(
-    client: httpx.AsyncClient, make_account: MakeAccount, llm: str
+    app: FastAPI, client: httpx.AsyncClient, make_account: MakeAccount, llm: str
 ) -> None:
     creds = await make_account()
     char = await character(client, creds)
@@ -149,6 +149,8 @@ async def test_character_chat_through_both_dialects(
     assert me["stats"]["conversations"] == 1
     detail = (await client.get(f"/v1/characters/{char}", headers=x_api_key(creds))).json()
     assert detail["stats"]["chat_count"] == 1
+    # Messages reach trending with the next write of the tally (character/activity.py).
+    await app.state.personae.chat_activity.flush()
     trending = (await client.get("/v1/characters?sort=trending", headers=x_api_key(creds))).json()
     assert trending["data"][0]["id"] == char
 

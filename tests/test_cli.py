@@ -21,8 +21,8 @@ from conftest import make_client
 from personae.app import create_app
 from personae.cli.main import app as cli
 from personae.config import Settings
-from personae.image.processing import sanitize_image
 from personae.model.service import EMBEDDED_SAMPLING
+from personae.storage.processing import sanitize_image
 
 runner = CliRunner()
 README = Path(__file__).resolve().parents[1] / "README.md"

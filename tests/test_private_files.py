@@ -26,8 +26,8 @@ from personae.app import create_app
 from personae.character.service import CharacterService
 from personae.config import Settings
 from personae.image.service import ImageService
-from personae.image.signing import KEY_FILE
 from personae.state import AppState
+from personae.storage.signing import KEY_FILE
 
 CHAR = {"name": "Vexa", "description": "A courier", "personality": "Calm", "background": "Docks"}
 YEAR = "public, max-age=31536000, immutable"

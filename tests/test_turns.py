@@ -73,7 +73,9 @@ async def streamed(client: httpx.AsyncClient, path: str, body: dict[str, Any], h
 async def agreement(state: AppState) -> None:
     """Every counter agrees with the rows: the month's usage with the settled turns, each
     balance with what its turns were charged, each conversation's count with its messages,
-    each character's chat count with its conversations, and no turn left running."""
+    each character's chat count with its conversations and its count toward trending with
+    the turns started in them, and no turn left running."""
+    await state.chat_activity.flush()
     async with state.sessionmaker() as session:
         turns = (await session.scalars(select(ChatTurn))).all()
         assert all(t.status in ("settled", "released") for t in turns), Counter(
@@ -83,7 +85,8 @@ async def agreement(state: AppState) -> None:
         rows = await session.execute(select(MonthlyUsage.account_id, MonthlyUsage.chat_requests))
         usage = {account_id: count for account_id, count in rows}
         assert {a: n for a, n in usage.items() if n} == dict(settled)
-        for conversation in (await session.scalars(select(Conversation))).all():
+        conversations = (await session.scalars(select(Conversation))).all()
+        for conversation in conversations:
             messages = (
                 await session.scalars(
                     select(Message).where(Message.conversation_id == conversation.id)
@@ -102,6 +105,13 @@ async def agreement(state: AppState) -> None:
                 select(func.count()).where(Conversation.character_id == character.id)
             )
             assert character.chat_count == started
+            turns_started = sum(
+                t.conversation_id is not None
+                and t.conversation_id
+                in {c.id for c in conversations if c.character_id == character.id}
+                for t in turns
+            )
+            assert character.chats_7d == turns_started, character.id
         charged: Counter[str] = Counter()
         for t in turns:
             charged[t.account_id] += t.charged_micros or 0
@@ -360,7 +370,8 @@ async def test_a_turn_prepared_but_never_run_is_released(quick_beats: Settings) 
         await priced_default(app)
         async with state.sessionmaker() as session:
             account = await AccountService(session).get(creds.account.id)
-        turn = await get_chat_service(state).prepare_character_turn(
+        chat = await get_chat_service(state)
+        turn = await chat.prepare_character_turn(
             account, char, None, "Hello?", TurnOptions(max_tokens=64)
         )
         turn_id = turn.turn_id

@@ -24,6 +24,7 @@ from helpers import agents_error, bearer, characters_error, x_api_key
 from llm_servers import free_port
 from personae.account.service import Credentials
 from personae.config import Settings
+from personae.models import Image
 from personae.webhook.events import EVENT_TYPES
 from personae.webhook.ssrf import is_public
 from test_images import add_sd_model
@@ -215,6 +216,33 @@ async def test_every_event_is_delivered_signed(
             await asyncio.sleep(0.05)
     assert len(log) == 9
     assert {d["last_response_code"] for d in log} == {200}
+
+
+async def test_the_request_id_travels_with_the_event_and_the_image_job(
+    app: FastAPI, client: httpx.AsyncClient, make_account: MakeAccount, hooks: Receiver
+) -> None:
+    creds = await make_account("premium")
+    await register(client, creds, hooks.base + "/hook", ["character.created"])
+    created = await client.post(
+        "/v1/characters",
+        json={"name": "Nell", **CHAR},
+        headers=x_api_key(creds) | {"X-Request-Id": "trace-42"},
+    )
+    assert created.headers["X-Request-Id"] == "trace-42"
+    untraced = await client.post("/v1/characters", json={"name": "Ada", **CHAR},
+                                 headers=x_api_key(creds))  # fmt: skip
+    await hooks.wait_for(2)
+    ids = {r.json["data"]["name"]: r.headers.get("x-request-id") for r in hooks.on("/hook")}
+    assert ids == {"Nell": "trace-42", "Ada": untraced.headers["X-Request-Id"]}
+    image = await client.post(
+        "/api/v1/images",
+        json={"prompt": "a map", "width": 64, "height": 64},
+        headers=bearer(creds) | {"X-Request-Id": "trace-43"},
+    )
+    assert image.status_code == 201, image.text
+    async with app.state.personae.sessionmaker() as session:
+        row = await session.get_one(Image, image.json()["id"])
+    assert row.request_id == "trace-43"
 
 
 async def test_a_failing_receiver_gets_the_event_on_the_third_attempt(

@@ -6,9 +6,12 @@ import os
 import re
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogFormat = Literal["text", "json"]
 
 # An origin as browsers send it: scheme, host (a name or a bracketed IPv6) and port.
 ORIGIN_RE = re.compile(r"^https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?$")
@@ -181,6 +184,13 @@ class Settings(BaseSettings):
         default=86400, ge=0, description="How long a rotated-out secret still signs."
     )
     log_level: str = "info"
+    log_format: LogFormat = Field(
+        default="text",
+        description="`text` (uvicorn's lines) or `json` (one object a line, with `request_id`).",
+    )
+    metrics_enabled: bool = Field(
+        default=True, description="Serve Prometheus metrics at `GET /metrics`."
+    )
     db_pool_size: int = Field(
         default=10, ge=1, description="Database connections each process keeps open."
     )

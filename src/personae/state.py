@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from personae.account.auth import Authenticator
 from personae.account.changes import ANNOUNCER
+from personae.character.activity import ChatActivity
 from personae.config import Settings
 from personae.conversation.prompt import PromptTemplate
 from personae.conversation.turns import TurnLedger
@@ -18,10 +19,10 @@ from personae.engines.image.registry import ImageEngines
 from personae.engines.llm.registry import LLMEngines
 from personae.idempotency.service import IdempotencyKeys
 from personae.image.jobs import ImageJobs, JobEvents
-from personae.image.signing import UrlSigner, signing_secrets
-from personae.image.storage import LocalStorage
 from personae.jobs.queue import JobQueue
 from personae.ratelimit import RateLimiter
+from personae.storage.files import LocalStorage
+from personae.storage.signing import UrlSigner, signing_secrets
 from personae.webhook.delivery import WebhookDeliveries
 
 
@@ -43,6 +44,7 @@ class AppState:
     writer: Writer
     idempotency: IdempotencyKeys
     authenticator: Authenticator
+    chat_activity: ChatActivity
 
     @classmethod
     def build(cls, settings: Settings) -> AppState:
@@ -88,10 +90,17 @@ class AppState:
                 timedelta(seconds=settings.idempotency_key_ttl_seconds),
             ),
             authenticator,
+            ChatActivity(writer),
         )
+
+    def connections_in_use(self) -> int:
+        """Connections checked out of this process's database pool."""
+        checkedout = getattr(self.engine.pool, "checkedout", None)
+        return int(checkedout()) if checkedout else 0
 
     async def close(self) -> None:
         await self.authenticator.close()
+        await self.chat_activity.close()
         await self.queue.stop()
         await self.llm_engines.close()
         await self.image_engines.close()

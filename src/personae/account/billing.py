@@ -31,6 +31,7 @@ from personae.account.service import month_period, next_month_start
 from personae.db.base import utcnow
 from personae.errors import PaymentRequired, QuotaExceeded
 from personae.models import Account
+from personae.observability import metrics
 
 
 @dataclass(frozen=True)
@@ -70,8 +71,10 @@ class Billing:
         if chat_request:
             quota = account.effective_chat_quota
             if not await self.repo.reserve_chat_request(account.id, period, quota):
+                metrics.REFUSALS.labels("quota").inc()
                 raise QuotaExceeded(quota, next_month_start(now), now)
         if micros and not await self.repo.take_balance(account.id, micros):
+            metrics.REFUSALS.labels("balance").inc()
             details: dict[str, object] = {"required": micros / 1_000_000}
             if model_id:
                 details["model"] = model_id

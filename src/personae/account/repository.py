@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Select, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, joinedload
+from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.selectable import ScalarSelect
 
 from personae.db.batch import update_each
@@ -146,19 +147,28 @@ class AccountRepository:
     async def summary(self, account_id: str, period: str) -> Summary:
         """The account's balance, usage and counts in one statement (one round trip), each
         count an index range. A read model spanning the domains of `GET /v1/user/me`."""
-
-        def count(column: InstrumentedAttribute[str]) -> ScalarSelect[int]:
-            return select(func.count()).where(column == account_id).scalar_subquery()
-
-        usage = select(func.coalesce(func.sum(MonthlyUsage.chat_requests), 0)).where(
-            MonthlyUsage.account_id == account_id, MonthlyUsage.period == period
-        )
-        stmt = select(
-            Account.balance_micros,
-            usage.scalar_subquery(),
-            count(Character.owner_id),
-            count(Conversation.account_id),
-            count(Favorite.account_id),
-        ).where(Account.id == account_id)
-        row = (await self.session.execute(stmt)).one()
+        params = {"account_id": account_id, "period": period}
+        row = (await self.session.execute(_SUMMARY, params)).one()
         return Summary(*(int(value or 0) for value in row))
+
+
+def _summary_statement() -> Select[tuple[int, int, int, int, int]]:
+    """`summary`'s statement, built once: composing it costs more than running it."""
+    account_id: BindParameter[str] = bindparam("account_id")
+
+    def count(column: InstrumentedAttribute[str]) -> ScalarSelect[int]:
+        return select(func.count()).where(column == account_id).scalar_subquery()
+
+    usage = select(func.coalesce(func.sum(MonthlyUsage.chat_requests), 0)).where(
+        MonthlyUsage.account_id == account_id, MonthlyUsage.period == bindparam("period")
+    )
+    return select(
+        Account.balance_micros,
+        usage.scalar_subquery(),
+        count(Character.owner_id),
+        count(Conversation.account_id),
+        count(Favorite.account_id),
+    ).where(Account.id == account_id)
+
+
+_SUMMARY = _summary_statement()

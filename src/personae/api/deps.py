@@ -1,4 +1,7 @@
-"""Dependencies as `Annotated` aliases, so that endpoints read like their signature."""
+"""Dependencies as `Annotated` aliases, so that endpoints read like their signature.
+
+Every dependency is `async def`, even where it awaits nothing: FastAPI runs a plain `def`
+dependency in its thread pool, a thread hop (and a wait for a free thread) per call."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from personae.conversation.service import ConversationService
 from personae.errors import SubscriptionRequired, Unauthorized
 from personae.image.service import ImageService
 from personae.models import Account
+from personae.observability import metrics
 from personae.state import AppState
 
 api_key_header = APIKeyHeader(
@@ -25,7 +29,7 @@ api_key_header = APIKeyHeader(
 bearer = HTTPBearer(auto_error=False, description="The agents API's header: `Bearer KEY`.")
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
     state: AppState = request.app.state.personae
     return state
 
@@ -33,7 +37,7 @@ def get_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-def get_settings(state: StateDep) -> Settings:
+async def get_settings(state: StateDep) -> Settings:
     return state.settings
 
 
@@ -72,6 +76,7 @@ async def authenticate(
     result = await state.limiter.hit(account.id, account.effective_rate_limit)
     request.state.rate_limit_headers = result.headers()
     if not result.allowed:
+        metrics.REFUSALS.labels("rate_limit").inc()
         raise result.error()
     return account
 
@@ -88,7 +93,7 @@ async def require_characters_api(account: CurrentAccount) -> Account:
     return account
 
 
-def get_character_service(state: StateDep, session: SessionDep) -> CharacterService:
+async def get_character_service(state: StateDep, session: SessionDep) -> CharacterService:
     return CharacterService(
         session, state.storage, state.settings.max_upload_bytes, AccountCaps.of(state.settings)
     )
@@ -97,7 +102,7 @@ def get_character_service(state: StateDep, session: SessionDep) -> CharacterServ
 CharacterServiceDep = Annotated[CharacterService, Depends(get_character_service)]
 
 
-def get_conversation_service(
+async def get_conversation_service(
     state: StateDep, session: SessionDep, characters: CharacterServiceDep
 ) -> ConversationService:
     return ConversationService(session, characters, AccountCaps.of(state.settings))
@@ -106,7 +111,7 @@ def get_conversation_service(
 ConversationServiceDep = Annotated[ConversationService, Depends(get_conversation_service)]
 
 
-def get_chat_service(state: StateDep) -> ChatService:
+async def get_chat_service(state: StateDep) -> ChatService:
     return ChatService(
         state.sessionmaker,
         state.llm_engines,
@@ -114,6 +119,7 @@ def get_chat_service(state: StateDep) -> ChatService:
         state.storage,
         state.turns,
         state.writer,
+        state.chat_activity,
         caps=AccountCaps.of(state.settings),
         max_generation_seconds=state.settings.max_generation_seconds,
     )
@@ -122,7 +128,7 @@ def get_chat_service(state: StateDep) -> ChatService:
 ChatServiceDep = Annotated[ChatService, Depends(get_chat_service)]
 
 
-def get_image_service(state: StateDep, session: SessionDep) -> ImageService:
+async def get_image_service(state: StateDep, session: SessionDep) -> ImageService:
     return ImageService(session, state.queue.enqueue_image, AccountCaps.of(state.settings))
 
 

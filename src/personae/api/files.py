@@ -2,7 +2,7 @@
 
 A public character's avatar is served to anyone and cached by anyone for a year (keys are
 never reused, so a URL's bytes never change). Every other file is served only at the
-signed, expiring URL the API rendered for those who may see it (`image/signing.py`), with
+signed, expiring URL the API rendered for those who may see it (`storage/signing.py`), with
 `Cache-Control: private` until it expires. An unsigned, tampered or expired request for
 such a file gets exactly what a missing file gets: 404.
 """
@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse
 
 from personae.api.deps import CharacterServiceDep, StateDep
 from personae.errors import NotFound
-from personae.image.storage import CONTENT_TYPES
+from personae.storage.files import CONTENT_TYPES
 
 router = APIRouter(tags=["files"])
 

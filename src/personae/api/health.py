@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -32,11 +32,20 @@ class EngineReadiness(BaseModel):
     details: dict[str, Any]
 
 
+Reach = Literal["ok", "unreachable", "not_configured"]
+
+
 class Readiness(BaseModel):
     status: Literal["ok", "unavailable"]
     version: str
     database: Literal["ok", "unreachable"]
+    redis: Reach = Field(description="`PERSONAE_REDIS_URL`'s server (rate limits, auth changes).")
+    queue: Reach = Field(description="The task queue's broker (`PERSONAE_QUEUE_URL`).")
     engines: list[EngineReadiness]
+
+
+def _reach(answer: bool | None) -> Reach:
+    return "not_configured" if answer is None else "ok" if answer else "unreachable"
 
 
 async def _database_ok(state: AppState) -> bool:
@@ -57,13 +66,16 @@ async def health(state: StateDep) -> Health:
 
 @router.get(
     "/ready",
-    summary="Readiness: the database and each loaded language-model engine",
+    summary="Readiness: the database, Redis, the broker and each loaded language-model engine",
     responses={503: {"model": Readiness, "description": "Something this process needs is down."}},
 )
 async def ready(state: StateDep) -> JSONResponse:
-    """200 when the database answers and every loaded engine is up; 503 otherwise, with the
-    state of each (`starting`, `down` while an engine process is being restarted)."""
+    """200 when the database, Redis and the broker (those configured) answer and every
+    loaded engine is up; 503 otherwise, with the state of each (an engine is `starting`,
+    or `down` while its process is being restarted)."""
     database = await _database_ok(state)
+    redis = _reach(await state.limiter.reachable())
+    queue = _reach(await state.queue.reachable())
     engines = [
         EngineReadiness(
             model_id=model_id,
@@ -73,11 +85,13 @@ async def ready(state: StateDep) -> JSONResponse:
         )
         for model_id, engine in state.llm_engines.loaded().items()
     ]
-    ok = database and all(e.state == "up" for e in engines)
+    ok = database and "unreachable" not in (redis, queue) and all(e.state == "up" for e in engines)
     body = Readiness(
         status="ok" if ok else "unavailable",
         version=__version__,
         database="ok" if database else "unreachable",
+        redis=redis,
+        queue=queue,
         engines=engines,
     )
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if ok else 503)

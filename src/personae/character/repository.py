@@ -454,6 +454,11 @@ class CharacterRepository:
         if column.key in COPIED:
             await self.session.execute(self._copy_to_tags(Character.id == character_id))
 
+    async def existing_ids(self, ids: set[str]) -> set[str]:
+        """Those of `ids` that are characters still."""
+        found = await self.session.scalars(select(Character.id).where(Character.id.in_(ids)))
+        return set(found)
+
     async def add_activity(self, character_id: str, day: date, chats: int) -> None:
         # The character's row first, then its tag rows, then its day's bucket: the lock
         # order (account/billing.py), which a turn that also bumps `chat_count` follows too.

@@ -24,12 +24,12 @@ from personae.db.base import utcnow
 from personae.db.hooks import after_commit
 from personae.errors import Forbidden, InvalidRequest, NotFound
 from personae.ids import new_id
-from personae.image.processing import sanitize_image
 from personae.image.repository import ImageRepository
-from personae.image.storage import Storage, new_key, owner_of
 from personae.model.repository import ModelRepository
 from personae.models import Account, Character, Favorite
 from personae.pagination import CursorRequest, Page, PageRequest
+from personae.storage.files import Storage, new_key, owner_of
+from personae.storage.processing import sanitize_image
 from personae.webhook import payloads
 from personae.webhook.events import emit
 

@@ -10,23 +10,27 @@ import asyncio
 import logging
 
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from personae.character.service import CharacterService
-from personae.state import AppState
+from personae.storage.files import Storage
 
 log = logging.getLogger("personae")
 
 
-async def refresh_trending(state: AppState) -> None:
-    async with state.sessionmaker.begin() as session:
-        service = CharacterService(session, state.storage, state.settings.max_upload_bytes)
-        await service.refresh_trending()
+async def refresh_trending(
+    sessionmaker: async_sessionmaker[AsyncSession], storage: Storage
+) -> None:
+    async with sessionmaker.begin() as session:
+        await CharacterService(session, storage).refresh_trending()
 
 
-async def refresh_trending_forever(state: AppState) -> None:
+async def refresh_trending_forever(
+    sessionmaker: async_sessionmaker[AsyncSession], storage: Storage, interval: float
+) -> None:
     while True:
         try:
-            await refresh_trending(state)
+            await refresh_trending(sessionmaker, storage)
         except (SQLAlchemyError, OSError):
             log.exception("trending refresh failed; will retry")
-        await asyncio.sleep(state.settings.trending_refresh_seconds)
+        await asyncio.sleep(interval)

@@ -11,6 +11,8 @@ from personae.cli.engine import engine
 from personae.cli.models import models
 from personae.cli.plans import plans
 from personae.config import Settings
+from personae.observability.logs import configure_process_logging, log_config
+from personae.observability.metrics import MULTIPROC_ENV, fresh_metrics_dir
 
 app = typer.Typer(
     help="Personae: AI characters behind a REST API.", no_args_is_help=True, add_completion=False
@@ -38,32 +40,26 @@ def serve(
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = Settings(**overrides)  # type: ignore[arg-type]  # pydantic-settings accepts these
+    server = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": log_config(settings.log_level, settings.log_format),
+        "log_level": settings.log_level,
+        "timeout_graceful_shutdown": settings.shutdown_grace_seconds,
+        "h11_max_incomplete_event_size": settings.max_header_bytes + HEADER_SLACK,
+    }
     if workers == 1:
         from personae.app import create_app
 
-        uvicorn.run(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level,
-            timeout_graceful_shutdown=settings.shutdown_grace_seconds,
-            h11_max_incomplete_event_size=settings.max_header_bytes + HEADER_SLACK,
-        )
+        uvicorn.run(create_app(settings), **server)  # type: ignore[arg-type]
         return
-    # Several processes: each imports the factory and reads the same environment.
+    # Several processes: each imports the factory and reads the same environment, and
+    # their metrics meet in files that any of them adds up for a scrape.
     import os
 
     os.environ.update({f"PERSONAE_{k.upper()}": str(v) for k, v in overrides.items()})
-    uvicorn.run(
-        "personae.app:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=workers,
-        log_level=settings.log_level,
-        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
-        h11_max_incomplete_event_size=settings.max_header_bytes + HEADER_SLACK,
-    )
+    os.environ.setdefault(MULTIPROC_ENV, str(fresh_metrics_dir(settings.data_dir)))
+    uvicorn.run("personae.app:create_app", factory=True, workers=workers, **server)  # type: ignore[arg-type]
 
 
 @app.command()
@@ -74,11 +70,10 @@ def worker(
 ) -> None:
     """Run image jobs from the broker at PERSONAE_QUEUE_URL (redis:// or amqp://)."""
     import asyncio
-    import logging
 
-    from personae.jobs.worker import run_worker
+    from personae.worker import run_worker
 
     overrides = {"worker_concurrency": concurrency} if concurrency else {}
     settings = Settings(**overrides)  # type: ignore[arg-type]
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(message)s")
+    configure_process_logging(settings.log_level, settings.log_format)
     asyncio.run(run_worker(settings))

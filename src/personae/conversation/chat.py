@@ -6,9 +6,10 @@ SQLite, the write lock; so a turn commits twice, and every read before the gener
 happens in a session of its own that is closed before the engine is awaited. The first
 transaction reads what it needs (the conversation, the history that fits), then writes in
 the house's lock order (account/billing.py): the quota and balance hold, the conversation
-and the user's message, the character's counters, the turn's reservation record
-(conversation/turns.py). The second claims the record, charges the real price and stores
-the answer. A turn that fails, whose client goes away, or whose server dies, is released
+and the user's message, the character's conversation count (a new conversation's), the
+turn's reservation record (conversation/turns.py); the message's count toward trending
+goes to a tally written in batches (character/activity.py). The second claims the record,
+charges the real price and stores the answer. A turn that fails, whose client goes away, or whose server dies, is released
 instead: the hold given back, the user's message kept and marked unanswered.
 """
 
@@ -27,12 +28,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from personae.account.billing import Billing, Hold
 from personae.account.caps import AccountCaps
+from personae.character.activity import ChatActivity
 from personae.character.service import CharacterService
 from personae.conversation.cleaning import TEMPLATE_TOKENS, AnswerFilter, user_markers
 from personae.conversation.fields import TurnOptions
 from personae.conversation.prompt import (
     USER_NAME,
     FittedHistory,
+    HistoryMessage,
     Prompt,
     PromptTemplate,
     fit_history,
@@ -56,9 +59,10 @@ from personae.engines.llm.base import (
 from personae.engines.llm.registry import LLMEngines
 from personae.errors import EngineTimeout, EngineUnavailable, InvalidRequest
 from personae.ids import new_id
-from personae.image.storage import Storage
 from personae.model.service import ModelService
 from personae.models import Account, Character, Conversation, Message, Model
+from personae.observability import metrics
+from personae.storage.files import Storage
 
 log = logging.getLogger("personae")
 # Held above the estimate, for what a chat template adds that we cannot count (a default
@@ -126,6 +130,7 @@ class PreparedTurn:
         pieces: list[str] = []
         finish: Finish | None = None
         settled = False
+        first_text: float | None = None
         try:
             chunks = self.engine.stream(self.messages, params)
             try:
@@ -140,6 +145,8 @@ class PreparedTurn:
                     if isinstance(chunk, Finish):
                         finish = chunk
                         continue
+                    if first_text is None:
+                        first_text = time.perf_counter()
                     raw.append(chunk.text)
                     if text := answer.feed(chunk.text):
                         pieces.append(text)
@@ -163,11 +170,17 @@ class PreparedTurn:
                 [count] = await self.engine.count_tokens(["".join(raw)])
                 # Cut off by the time limit, an answer ends as one cut off by its length.
                 finish = Finish(0, count, TIME_LIMIT if out_of_time else "stop")
+            generated = time.perf_counter()
             result = await self.service._finish_turn(self, "".join(pieces).strip(), finish, started)
             settled = True
+            waited = None if first_text is None else first_text - started
+            observe_turn(
+                self.model.id, finish, self.history.prompt_tokens, generated - started, waited
+            )
             yield result
         finally:
             if not settled:
+                metrics.CHAT_TURNS.labels(self.model.id, "failed").inc()
                 # An engine error, or the client went away (cancellation): give back what was
                 # reserved. Shielded in a task, since this code may be running cancelled.
                 task = asyncio.get_running_loop().create_task(self.service._release(self))
@@ -196,6 +209,19 @@ async def _next_chunk(chunks: AsyncIterator[Chunk], deadline: float | None) -> C
         raise
 
 
+def observe_turn(
+    model_id: str, finish: Finish, estimate: int, seconds: float, first_text: float | None
+) -> None:
+    """A completed turn's metrics, by model: its tokens (the engine's prompt count, else
+    our estimate), the generation's time, and the wait for its first text."""
+    metrics.CHAT_TURNS.labels(model_id, "completed").inc()
+    metrics.CHAT_TOKENS.labels(model_id, "prompt").inc(finish.prompt_tokens or estimate)
+    metrics.CHAT_TOKENS.labels(model_id, "completion").inc(finish.completion_tokens)
+    metrics.ENGINE_LATENCY.labels(model_id).observe(seconds)
+    if first_text is not None:
+        metrics.TIME_TO_FIRST_TOKEN.labels(model_id).observe(first_text)
+
+
 async def drain_releases() -> None:
     """Wait for the releases of failed turns that are still running (at shutdown)."""
     if _background:
@@ -211,6 +237,7 @@ class ChatService:
         storage: Storage,
         ledger: TurnLedger,
         writer: Writer,
+        activity: ChatActivity,
         *,
         caps: AccountCaps | None = None,
         max_generation_seconds: float | None = None,
@@ -225,6 +252,7 @@ class ChatService:
         self.template = template
         self.storage = storage
         self.ledger = ledger
+        self.activity = activity  # messages toward trending, written in batches
 
     # preparing turns
     async def _model(self, session: AsyncSession, llm_id: str | None) -> Model:
@@ -297,7 +325,7 @@ class ChatService:
                 budget,
                 fixed,
                 total,
-                lambda seq, n: repo.newest_before(conversation.id, seq, n),
+                lambda seq, n: repo.history_before(conversation.id, seq, n),
                 before_seq,
                 model_id,
             )
@@ -399,11 +427,11 @@ class ChatService:
             user_message = await conversations.add_message(
                 account, conversation, "user", content, counted
             )
-            if conversation.character_id:
-                await conversations.characters.record_chat_activity(conversation.character_id, now)
             turn_id = await self.ledger.start(
                 session, hold, model.id, conversation.id, user_message.id
             )
+        if conversation.character_id:  # once the message is stored
+            self.activity.record(conversation.character_id, now)
         history = [ChatMessage("assistant", text) for text in opening] + fitted.messages
         messages = assemble(prompt, history, content)
         return self._track(
@@ -495,9 +523,9 @@ class ChatService:
                 await conversations.switch_model(conversation, model.id)
             if fitted.counted:
                 await conversations.store_prompt_tokens(fitted.counted, model.id)
-            if conversation.character_id:
-                await conversations.characters.record_chat_activity(conversation.character_id, now)
             turn_id = await self.ledger.start(session, hold, model.id, conversation.id, None)
+        if conversation.character_id:
+            self.activity.record(conversation.character_id, now)
         return self._track(
             PreparedTurn(
                 self,
@@ -612,7 +640,7 @@ def assemble(prompt: Prompt, history: list[ChatMessage], content: str | None) ->
     return messages
 
 
-async def _no_history(_seq: int, _n: int) -> Sequence[Message]:
+async def _no_history(_seq: int, _n: int) -> Sequence[HistoryMessage]:
     return ()
 
 

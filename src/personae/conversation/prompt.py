@@ -12,12 +12,13 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
 from personae.engines.llm.base import ChatMessage, LLMEngine, Role
-from personae.models import Character, Message
+from personae.models import Character
 
 # The default prompt. Small models attend most to the start of a prompt, so the character's
 # name comes first ("Your name is X" raised the share of answers that give it), and the
@@ -57,7 +58,11 @@ and never write {{ user }}'s lines.
 """
 
 ROLES: dict[str, Role] = {"user": "user", "agent": "assistant", "system": "system"}
+# A history is read newest first in batches that grow (64, 256, 1024, ...): a short
+# conversation takes one small read, a long one a few large ones.
 HISTORY_BATCH = 64
+HISTORY_BATCH_GROWTH = 4
+HISTORY_BATCH_MAX = 4096
 # What `{{user}}` becomes. An account is an application speaking for its own users, whose
 # names Personae does not know, so the user is "User", as chat templates call them.
 USER_NAME = "User"
@@ -151,7 +156,24 @@ class FittedHistory:
     counted: dict[str, int] = field(default_factory=dict)
 
 
-LoadBatch = Callable[[int, int], Awaitable[Sequence[Message]]]
+class HistoryMessage(Protocol):
+    """What fitting a history reads of a message (a row or an entity)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def content(self) -> str: ...
+    @property
+    def prompt_tokens(self) -> int | None: ...
+    @property
+    def prompt_tokens_model(self) -> str | None: ...
+
+
+LoadBatch = Callable[[int, int], Awaitable[Sequence[HistoryMessage]]]
 
 
 async def fit_history(
@@ -171,12 +193,13 @@ async def fit_history(
     """
     fixed_counts = await engine.count_tokens(list(fixed))
     used = sum(fixed_counts) + engine.message_overhead * len(fixed) + engine.prompt_overhead
-    kept: list[Message] = []
+    kept: list[HistoryMessage] = []
     counted: dict[str, int] = {}
     cursor = before_seq
+    size = HISTORY_BATCH
     full = False
     while not full:
-        batch = await load_newest_before(cursor, HISTORY_BATCH)
+        batch = await load_newest_before(cursor, size)
         if not batch:
             break
         for message, count in zip(batch, await _counts(engine, batch, model_id, counted),
@@ -188,8 +211,9 @@ async def fit_history(
             used += cost
             kept.append(message)
         cursor = batch[-1].seq
-        if len(batch) < HISTORY_BATCH:
+        if len(batch) < size:
             break
+        size = min(size * HISTORY_BATCH_GROWTH, HISTORY_BATCH_MAX)
     kept.reverse()
     return FittedHistory(
         messages=merge_consecutive([ChatMessage(ROLES[m.role], m.content) for m in kept]),
@@ -202,7 +226,10 @@ async def fit_history(
 
 
 async def _counts(
-    engine: LLMEngine, batch: Sequence[Message], model_id: str | None, counted: dict[str, int]
+    engine: LLMEngine,
+    batch: Sequence[HistoryMessage],
+    model_id: str | None,
+    counted: dict[str, int],
 ) -> list[int]:
     """Each message's tokens: stored ones as they are, the rest counted now (into
     `counted`)."""

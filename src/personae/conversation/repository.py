@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import Row, bindparam, case, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -217,6 +217,14 @@ class ConversationRepository:
             .limit(limit)
         )
         return (await self.session.scalars(stmt)).all()
+
+    async def history_before(
+        self, conversation_id: str, before_seq: int, limit: int
+    ) -> Sequence[Row[str, int, str, str, int | None, str | None]]:
+        """What a prompt needs of up to `limit` messages with seq < before_seq, newest
+        first: plain rows, not entities, since a turn may read a thousand of them."""
+        params = {"conversation_id": conversation_id, "before_seq": before_seq, "limit": limit}
+        return (await self.session.execute(_HISTORY_BEFORE, params)).all()
 
     async def page_messages(
         self, conversation_id: str, page: PageRequest, *, newest_first: bool
@@ -519,3 +527,22 @@ class TurnRepository:
         if instance_id is not None:
             condition = condition | (ServerInstance.id == instance_id)
         await self.session.execute(delete(ServerInstance).where(condition))
+
+
+# Built once: composing a statement costs more than SQLite takes to run it.
+_HISTORY_BEFORE = (
+    select(
+        Message.id,
+        Message.seq,
+        Message.role,
+        Message.content,
+        Message.prompt_tokens,
+        Message.prompt_tokens_model,
+    )
+    .where(
+        Message.conversation_id == bindparam("conversation_id"),
+        Message.seq < bindparam("before_seq"),
+    )
+    .order_by(Message.seq.desc())
+    .limit(bindparam("limit"))
+)

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import URL, event, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from personae.config import Settings
+from personae.db import sqlite_driver
 
 
 def is_sqlite(url: str) -> bool:
@@ -37,11 +38,20 @@ def create_engine(settings: Settings) -> AsyncEngine:
         # waits for the write lock up to the busy timeout rather than failing at once.
         settings.ensure_data_dir()
         engine = create_async_engine(
-            url, connect_args={"timeout": 30}, hide_parameters=True, **pool
+            _one_hop(url), connect_args={"timeout": 30}, hide_parameters=True, **pool
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_pre_ping=True, hide_parameters=True, **pool)
+
+
+def _one_hop(url: str) -> URL:
+    """aiosqlite's URL on our dialect of it, which makes one thread hop per statement
+    (db/sqlite_driver.py); any other SQLite driver is left as it is."""
+    parsed = make_url(url)
+    if parsed.drivername == "sqlite+aiosqlite":
+        return parsed.set(drivername=f"sqlite+{sqlite_driver.DRIVER}")
+    return parsed
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from personae.account.billing import Billing, Hold
@@ -31,11 +31,13 @@ from personae.engines.image.base import ImageParams
 from personae.engines.image.registry import ImageEngines
 from personae.errors import EngineFailed, PersonaeError
 from personae.ids import new_id
-from personae.image.processing import sanitize_image
 from personae.image.repository import ImageRepository
-from personae.image.storage import Storage, new_key
 from personae.models import Image, Message, Model
 from personae.models.image import ImageStatus
+from personae.observability import metrics
+from personae.observability.logs import REQUEST_ID
+from personae.storage.files import Storage, new_key
+from personae.storage.processing import sanitize_image
 from personae.webhook import payloads
 from personae.webhook.events import emit
 from personae.webhook.payloads import emit_message_posted
@@ -91,31 +93,46 @@ class ImageJobs:
             await self._run(image_id)
 
     async def _run(self, image_id: str) -> None:
-        attempt = await self._claim(image_id)
-        if attempt is None:
+        claimed = await self._claim(image_id)
+        if claimed is None:
             return  # finished, running elsewhere, or unknown: a duplicate message
+        attempt, request_id = claimed
+        # The job's log lines carry the id of the request that asked for it.
+        token = REQUEST_ID.set(request_id)
+        try:
+            await self._work(image_id, attempt)
+        finally:
+            REQUEST_ID.reset(token)
+
+    async def _work(self, image_id: str, attempt: int) -> None:
         heartbeat = asyncio.create_task(self._heartbeat(image_id, attempt))
         try:
             key = await self._generate(image_id)
             await self._complete(image_id, attempt, key)
+            metrics.JOBS.labels("image", "completed").inc()
         except asyncio.CancelledError:
             await self._release(image_id, attempt)  # a stopping process hands the job back
+            metrics.JOBS.labels("image", "released").inc()
             raise
         except PersonaeError as exc:
             await self._fail(image_id, attempt, exc.message)
+            metrics.JOBS.labels("image", "failed").inc()
         except Exception:
             log.exception("image job %s failed", image_id)
             await self._fail(image_id, attempt, "Internal error while generating the image")
+            metrics.JOBS.labels("image", "failed").inc()
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
             self.events.finished(image_id)
 
-    async def _claim(self, image_id: str) -> int | None:
+    async def _claim(self, image_id: str) -> tuple[int, str | None] | None:
+        """The attempt this run is, and the job's request id; None if it is not this
+        run's to do."""
         now = utcnow()
         async with self.sessionmaker.begin() as session:
-            attempt = await session.scalar(
+            claimed = await session.execute(
                 update(Image)
                 .where(
                     Image.id == image_id,
@@ -130,9 +147,10 @@ class ImageJobs:
                     attempts=Image.attempts + 1,
                     lease_until=now + self.lease,
                 )
-                .returning(Image.attempts)
+                .returning(Image.attempts, Image.request_id)
             )
-        return attempt
+            row = claimed.first()
+        return None if row is None else (row.attempts, row.request_id)
 
     async def _release(self, image_id: str, attempt: int) -> None:
         async with self.sessionmaker.begin() as session:
@@ -284,6 +302,10 @@ class ImageJobs:
                     .limit(1000)
                 )
             ).all()
+            pending = await session.scalar(
+                select(func.count()).select_from(Image).where(Image.status == ImageStatus.PENDING)
+            )
+            metrics.QUEUE_DEPTH.labels("image").set(pending or 0)
             to_send = [
                 r.id
                 for r in rows

@@ -29,6 +29,7 @@ from personae.image.repository import ImageRepository
 from personae.model.service import ModelService
 from personae.models import Account, Image
 from personae.models.image import ImageStatus
+from personae.observability.logs import REQUEST_ID
 from personae.pagination import Page, PageRequest
 
 MAX_SEED = 2**31 - 1
@@ -108,6 +109,7 @@ class ImageService:
             character_id=character_id,
             cost_micros=model.cost_micros,
             status=ImageStatus.PENDING,
+            request_id=REQUEST_ID.get(),
             attempts=0,
             enqueued_at=now,
             created_at=now,

@@ -106,6 +106,13 @@ class JobQueue:
 
         broker.register_task(job, task_name=name)
 
+    async def reachable(self) -> bool | None:
+        """Whether every broker's connection is up (None: the in-process queue, which has
+        none). Redis streams answer a PING; RabbitMQ's connection is open or reconnecting."""
+        if self.in_process:
+            return None
+        return all([await _broker_reachable(broker) for broker in self.brokers])
+
     async def start(self, *, consume: bool = False) -> None:
         """Connect; with `consume`, also open what a worker reads from (`personae worker`)."""
         for broker in self.brokers:
@@ -140,3 +147,18 @@ class JobQueue:
 async def _kick(broker: AsyncBroker, name: str, row_id: str) -> None:
     kicker: AsyncKicker[[str], None] = AsyncKicker(name, broker, {})
     await kicker.kiq(row_id)
+
+
+async def _broker_reachable(broker: AsyncBroker) -> bool:
+    pool = getattr(broker, "connection_pool", None)  # taskiq-redis
+    if pool is not None:
+        from redis.asyncio import Redis
+        from redis.exceptions import RedisError
+
+        try:
+            async with Redis(connection_pool=pool) as redis:
+                return bool(await redis.ping())
+        except (RedisError, OSError):
+            return False
+    connection = getattr(broker, "write_conn", None)  # taskiq-aio-pika, once started
+    return connection is not None and not connection.is_closed and connection.connected.is_set()

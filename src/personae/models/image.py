@@ -59,6 +59,8 @@ class Image(Base):
     image_key: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The X-Request-Id of the request that asked for it (the job's log lines carry it).
+    request_id: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         Index("ix_images_account_created", "account_id", created_at.desc(), id.desc()),

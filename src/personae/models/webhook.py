@@ -44,6 +44,8 @@ class WebhookEvent(Base):
     type: Mapped[str] = mapped_column(String(40))
     payload: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The X-Request-Id of the request that caused it (its deliveries log it and send it).
+    request_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class WebhookDelivery(Base):

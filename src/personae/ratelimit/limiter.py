@@ -128,6 +128,15 @@ class RateLimiter:
             float(oldest) + WINDOW_SECONDS,
         )  # fmt: skip
 
+    async def reachable(self) -> bool | None:
+        """Whether Redis answers a PING (None: no Redis configured)."""
+        if self._redis is None:
+            return None
+        try:
+            return bool(await self._redis.ping())
+        except (RedisError, OSError):
+            return False
+
     async def close(self) -> None:
         if self._redis is not None:
             await self._redis.aclose()

@@ -34,6 +34,8 @@ from personae import __version__
 from personae.config import Settings
 from personae.db.base import utcnow
 from personae.models import Webhook, WebhookDelivery, WebhookEvent
+from personae.observability import metrics
+from personae.observability.logs import REQUEST_ID
 from personae.webhook.ssrf import BlockedAddress, guarded_client
 
 log = logging.getLogger("personae")
@@ -111,6 +113,7 @@ class WebhookDeliveries:
                     .limit(1000)
                 )
             ).all()
+            metrics.QUEUE_DEPTH.labels("webhook").set(len(candidates))
             if not candidates:
                 return 0
             hooks = {c.webhook_id for c in candidates}
@@ -212,6 +215,15 @@ class WebhookDeliveries:
             delivery = await session.get_one(WebhookDelivery, delivery_id)
             webhook = await session.get_one(Webhook, delivery.webhook_id)
             event = await session.get_one(WebhookEvent, delivery.event_id)
+        token = REQUEST_ID.set(event.request_id)  # this delivery's log lines carry it
+        try:
+            await self._deliver(delivery_id, attempt, webhook, event, now)
+        finally:
+            REQUEST_ID.reset(token)
+
+    async def _deliver(
+        self, delivery_id: str, attempt: int, webhook: Webhook, event: WebhookEvent, now: datetime
+    ) -> None:
         if webhook.status != "active" and event.type != "ping":
             await self._record(delivery_id, attempt, None, "the webhook is disabled", final=True)
             return
@@ -232,6 +244,8 @@ class WebhookDeliveries:
             "webhook-timestamp": str(int(now.timestamp())),
             "webhook-signature": signature_header(webhook, event.id, now, event.payload),
         }
+        if event.request_id:  # the request that caused the event, for the receiver's logs
+            headers["x-request-id"] = event.request_id
         try:
             async with self.client.stream(
                 "POST", webhook.url, content=event.payload.encode(), headers=headers
@@ -287,6 +301,9 @@ class WebhookDeliveries:
                 .returning(WebhookDelivery.webhook_id, WebhookDelivery.event_type)
             )
             row = done.first()
+            if row is not None:
+                outcome = "succeeded" if succeeded else "failed" if final else "retrying"
+                metrics.JOBS.labels("webhook", outcome).inc()
             if row is None or row.event_type == "ping":
                 return  # a lapsed attempt taken over by another; pings judge nothing
             webhook = await session.get_one(Webhook, row.webhook_id)

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from personae.db.base import utcnow
 from personae.ids import new_id
 from personae.models import Webhook, WebhookDelivery, WebhookEvent
+from personae.observability.logs import REQUEST_ID
 
 EVENT_TYPES = (
     "message.created",
@@ -65,6 +66,7 @@ async def emit(
         type=event_type,
         payload=envelope(event_id, event_type, now, render()),
         created_at=now,
+        request_id=REQUEST_ID.get(),
     )
     session.add(event)
     await session.flush()  # the event first: the deliveries refer to it

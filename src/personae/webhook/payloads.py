@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from personae.dialects.characters.render import chat_message, conversation_data, detail
-from personae.image.storage import Storage
 from personae.models import Character, Conversation, Image, Message, MessageAlternative
+from personae.storage.files import Storage
 from personae.webhook.events import Render, emit
 
 

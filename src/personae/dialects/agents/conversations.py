@@ -27,9 +27,9 @@ from personae.dialects.agents.schemas import (
     MessageOut,
 )
 from personae.engines.llm.base import Role
-from personae.image.storage import Storage
 from personae.models import Conversation, Message, MessageAlternative
 from personae.pagination import PageRequest
+from personae.storage.files import Storage
 
 router = APIRouter()
 

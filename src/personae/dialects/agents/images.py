@@ -11,10 +11,10 @@ from personae.api.images import finish_image
 from personae.api.types import PageNumber
 from personae.dialects.agents.schemas import ImageCreate, ImageOut, ImagePage, ImagePagination
 from personae.image.service import ImageOrder
-from personae.image.storage import Storage
 from personae.models import Image
 from personae.models.image import ImageStatus
 from personae.pagination import PageRequest
+from personae.storage.files import Storage
 
 router = APIRouter()
 

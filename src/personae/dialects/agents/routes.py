@@ -30,10 +30,10 @@ from personae.dialects.agents.schemas import (
     AgentUpdate,
     ModelOut,
 )
-from personae.image.storage import Storage
 from personae.model.service import ModelService, ModelType
 from personae.models import Character
 from personae.pagination import PageRequest
+from personae.storage.files import Storage
 
 ERRORS = error_responses(
     AgentsError,

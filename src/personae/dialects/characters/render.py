@@ -18,8 +18,8 @@ from personae.dialects.characters.schemas import (
     Creator,
     LastMessage,
 )
-from personae.image.storage import Storage
 from personae.models import Character, Conversation, Message, MessageAlternative
+from personae.storage.files import Storage
 
 
 def summary(storage: Storage, c: Character) -> CharacterSummary:

@@ -34,7 +34,7 @@ async def require_webhooks(account: CurrentAccount) -> Account:
     return account
 
 
-def get_webhook_service(session: SessionDep, settings: SettingsDep) -> WebhookService:
+async def get_webhook_service(session: SessionDep, settings: SettingsDep) -> WebhookService:
     return WebhookService(session, settings)
 
 

@@ -108,12 +108,16 @@ class OpenAICompatEngine(LLMEngine):
                         f"The model engine answered {response.status_code}: {text}",
                         details={"engine_status": response.status_code},
                     )
+                done = False
+                # Read to the end even after `[DONE]`, as the openai package does: a response
+                # left unread closes its connection, and the next turn would open another.
                 async for line in response.aiter_lines():
-                    if not line.startswith("data:"):
+                    if done or not line.startswith("data:"):
                         continue
                     data = line.removeprefix("data:").strip()
                     if data == "[DONE]":
-                        break
+                        done = True
+                        continue
                     event = json.loads(data)
                     usage = event.get("usage") or usage
                     for choice in event.get("choices") or []:

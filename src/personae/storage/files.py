@@ -6,7 +6,7 @@ methods and return its own (or a CDN's) URLs, presigned for the files that are n
 
 Every file URL the API renders is built here (`url_for`, `avatar_url`): a public
 character's avatar gets a plain URL, every other file a signed, expiring one
-(`image/signing.py`).
+(`storage/signing.py`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from personae.image.signing import UrlSigner
+from personae.storage.signing import UrlSigner
 
 if TYPE_CHECKING:
     from personae.models import Character

@@ -34,7 +34,8 @@ async def run_worker(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     tasks: list[asyncio.Task[None]] = []
     try:
-        await migrate.upgrade(settings)
+        async with migrate.startup_lock(settings):
+            await migrate.upgrade(settings)
         tasks += await start_queue(state, consume=True)
         for broker, concurrency in (
             (state.queue.images, settings.worker_concurrency),
