@@ -1,9 +1,12 @@
-"""How the API writes a moment: one formatter for response bodies, error details and
-messages alike."""
+"""How the API writes a moment: one formatter for response bodies, error details, messages
+and webhook events alike."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import PlainSerializer
 
 
 def format_timestamp(value: datetime) -> str:
@@ -11,3 +14,9 @@ def format_timestamp(value: datetime) -> str:
     return (
         value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
     )
+
+
+# A moment in a response body or an event: written by `format_timestamp` in JSON.
+Timestamp = Annotated[
+    datetime, PlainSerializer(format_timestamp, return_type=str, when_used="json")
+]

@@ -10,7 +10,7 @@ import pytest
 from personae.account import keys
 from personae.account.money import from_micros, to_micros
 from personae.account.service import month_period, next_month_start
-from personae.api.types import format_timestamp
+from personae.timestamps import format_timestamp
 
 
 def test_generated_keys_are_prefixed_unique_and_verifiable() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import (
@@ -33,11 +32,6 @@ MAX_TAGS = 20
 MAX_TAG = 32
 MAX_TAGS_GIVEN = 100  # before normalisation (duplicates and case variants fold together)
 MIN_AGE, MAX_AGE = 18, 10_000
-
-
-class Visibility(StrEnum):
-    PUBLIC = "public"
-    PRIVATE = "private"
 
 
 def normalize_tags(tags: list[str]) -> list[str]:

@@ -1,4 +1,5 @@
-"""Every SQL statement about characters, tags, likes, favorites and activity.
+"""Every SQL statement about characters, tags, likes, favorites and activity, and about the
+image rows that a character's avatar or deletion changes.
 
 The catalogue's rows are copied, in part, into two places that this module alone writes, in
 the same transaction as the character: each tag row carries the character's visibility and
@@ -47,6 +48,7 @@ from personae.models import (
     Image,
     Like,
 )
+from personae.models.image import ImageStatus
 from personae.pagination import PageRequest
 
 PUBLIC = "public"
@@ -163,6 +165,28 @@ class CharacterRepository:
         moves: Counter[str] = Counter()
         moves.subtract(was)
         await self._move_counts(moves)
+
+    # the image rows that refer to a character: written before the character's row, the
+    # lock order (account/billing.py)
+    async def unlink_images(self, owner_id: str, character_id: str) -> None:
+        """Detach the images made for a character about to be deleted. Done explicitly
+        before the DELETE, so image rows are locked before the character's, not after it by
+        the foreign key's SET NULL."""
+        await self.session.execute(
+            update(Image)
+            .where(Image.account_id == owner_id, Image.character_id == character_id)
+            .values(character_id=None)
+        )
+
+    async def avatar_file_deleted(self, owner_id: str, key: str) -> None:
+        """Mark the owner's completed images stored at `key` deleted (the avatar's file is
+        going). Scoped by account, so the statement walks that account's index range only."""
+        await self.session.execute(
+            update(Image)
+            .where(Image.account_id == owner_id, Image.image_key == key)
+            .where(Image.status == ImageStatus.COMPLETED)
+            .values(status=ImageStatus.DELETED, image_key=None)
+        )
 
     async def _catalogued(self, character_id: str) -> list[str]:
         """The `catalogue_counts` rows that count the character as it is stored: none if it

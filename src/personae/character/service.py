@@ -13,7 +13,6 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from personae.account.caps import CHARACTERS, AccountCaps, CapCheck
 from personae.character.cursor import decode_cursor, encode_cursor
-from personae.character.fields import Visibility
 from personae.character.repository import (
     CatalogueSort,
     CharacterRepository,
@@ -24,9 +23,9 @@ from personae.db.base import utcnow
 from personae.db.hooks import after_commit
 from personae.errors import Forbidden, InvalidRequest, NotFound
 from personae.ids import new_id
-from personae.image.repository import ImageRepository
 from personae.model.repository import ModelRepository
 from personae.models import Account, Character, Favorite
+from personae.models.character import Visibility
 from personae.pagination import CursorRequest, Page, PageRequest
 from personae.storage.files import Storage, new_key, owner_of
 from personae.storage.processing import sanitize_image
@@ -72,7 +71,6 @@ class CharacterService:
         self.caps = caps
         self.repo = CharacterRepository(session)
         self.models = ModelRepository(session)
-        self.images = ImageRepository(session)
         self.storage = storage
         self.max_upload_bytes = max_upload_bytes
 
@@ -172,12 +170,29 @@ class CharacterService:
         await self._apply(character, changes, image)
         character.updated_at = utcnow()
         if image is not None and old_image:  # image rows before the character's row
-            await self.images.file_deleted(character.owner_id, old_image)
+            await self.repo.avatar_file_deleted(character.owner_id, old_image)
         await self.repo.save(character, tags_changed="tags" in changes)
         if image is not None and old_image:
             self._delete_file_after_commit(old_image)
         await self._emit(character, "character.updated")
         return character
+
+    async def set_avatar(self, character_id: str, key: str, now: datetime) -> None:
+        """Make the generated file at `key` the character's avatar (its avatar job
+        finished); the previous avatar's file goes once this commits. Nothing if the
+        character was deleted while the avatar was made."""
+        character = await self.repo.get(character_id, with_owner=True)
+        if character is None:
+            return
+        old = character.image_key
+        if old and old != key:  # image rows before the character's: the lock order
+            await self.repo.avatar_file_deleted(character.owner_id, old)
+        character.image_key = key
+        character.updated_at = now
+        await self.repo.session.flush()
+        if old and old != key:
+            self._delete_file_after_commit(old)
+        await self._emit(character, "character.updated")
 
     async def _emit(self, character: Character, event_type: str) -> None:
         await emit(
@@ -192,9 +207,9 @@ class CharacterService:
         paid for), detached; the one whose file was its avatar becomes `deleted`."""
         character = await self.get_own(account, character_id)
         # Image rows first, then the character's: the lock order.
-        await self.images.unlink_character(character.owner_id, character.id)
+        await self.repo.unlink_images(character.owner_id, character.id)
         if character.image_key:
-            await self.images.file_deleted(character.owner_id, character.image_key)
+            await self.repo.avatar_file_deleted(character.owner_id, character.image_key)
         await self.repo.delete(character)
         if character.image_key:
             self._delete_file_after_commit(character.image_key)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -149,6 +150,22 @@ class ConversationService:
             raise _missing(conversation.id) from None
         await emit_message_posted(self.repo.session, self.characters.storage, conversation, message)
         return conversation
+
+    async def post_image(
+        self, account_id: str, conversation_id: str, key: str, now: datetime
+    ) -> Message | None:
+        """Post a finished image in the conversation it was ordered for, as a character's
+        message without text; None if the conversation was deleted while it was made."""
+        message = Message(id=new_id("msg"), role="agent", content="", image_key=key, created_at=now)
+        try:
+            await self.repo.append(conversation_id, message, now)
+        except LookupError:
+            return None
+        conversation = await self.repo.get_owned(account_id, conversation_id)
+        if conversation is not None:
+            storage = self.characters.storage
+            await emit_message_posted(self.repo.session, storage, conversation, message)
+        return message
 
     async def store_prompt_tokens(self, counts: dict[str, int], model_id: str) -> None:
         """Keep token counts made while fitting a history, so it is not counted again."""

@@ -15,24 +15,21 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from personae.account.billing import Billing, Hold
-from personae.character.repository import CharacterRepository
+from personae.character.service import CharacterService
 from personae.config import Settings
-from personae.conversation.repository import ConversationRepository
+from personae.conversation.service import ConversationService
 from personae.db.base import utcnow
 from personae.db.hooks import after_commit
-from personae.db.upsert import affected_rows
 from personae.engines.image.base import ImageParams
 from personae.engines.image.registry import ImageEngines
 from personae.errors import EngineFailed, PersonaeError
-from personae.ids import new_id
 from personae.image.repository import ImageRepository
-from personae.models import Image, Message, Model
+from personae.models import Model
 from personae.models.image import ImageStatus
 from personae.observability import metrics
 from personae.observability.logs import REQUEST_ID
@@ -40,7 +37,6 @@ from personae.storage.files import Storage, new_key
 from personae.storage.processing import sanitize_image
 from personae.webhook import payloads
 from personae.webhook.events import emit
-from personae.webhook.payloads import emit_message_posted
 
 log = logging.getLogger("personae")
 
@@ -132,57 +128,26 @@ class ImageJobs:
         run's to do."""
         now = utcnow()
         async with self.sessionmaker.begin() as session:
-            claimed = await session.execute(
-                update(Image)
-                .where(
-                    Image.id == image_id,
-                    Image.attempts < self.settings.job_max_attempts,
-                    or_(
-                        Image.status == ImageStatus.PENDING,
-                        (Image.status == ImageStatus.RUNNING) & (Image.lease_until < now),
-                    ),
-                )
-                .values(
-                    status=ImageStatus.RUNNING,
-                    attempts=Image.attempts + 1,
-                    lease_until=now + self.lease,
-                )
-                .returning(Image.attempts, Image.request_id)
+            row = await ImageRepository(session).claim(
+                image_id, self.settings.job_max_attempts, now, now + self.lease
             )
-            row = claimed.first()
         return None if row is None else (row.attempts, row.request_id)
 
     async def _release(self, image_id: str, attempt: int) -> None:
+        # Back-dated, so that the next sweep of any live worker sends it again.
+        enqueued_at = utcnow() - timedelta(seconds=self.settings.job_requeue_seconds)
         async with self.sessionmaker.begin() as session:
-            await session.execute(
-                update(Image)
-                .where(
-                    Image.id == image_id,
-                    Image.attempts == attempt,
-                    Image.status == ImageStatus.RUNNING,
-                )
-                .values(
-                    status=ImageStatus.PENDING,
-                    attempts=Image.attempts - 1,
-                    lease_until=None,
-                    # Back-dated, so that the next sweep of any live worker sends it again.
-                    enqueued_at=utcnow() - timedelta(seconds=self.settings.job_requeue_seconds),
-                )
-            )
+            await ImageRepository(session).release(image_id, attempt, enqueued_at)
 
     async def _heartbeat(self, image_id: str, attempt: int) -> None:
         while True:
             await asyncio.sleep(self.lease.total_seconds() / 3)
             async with self.sessionmaker.begin() as session:
-                await session.execute(
-                    update(Image)
-                    .where(Image.id == image_id, Image.attempts == attempt)
-                    .values(lease_until=utcnow() + self.lease)
-                )
+                await ImageRepository(session).renew_lease(image_id, attempt, utcnow() + self.lease)
 
     async def _generate(self, image_id: str) -> str:
         async with self.sessionmaker() as session:
-            image = await session.get_one(Image, image_id)
+            image = await ImageRepository(session).get_one(image_id)
             model = await session.get(Model, image.model_id)
             params = ImageParams(
                 prompt=image.prompt,
@@ -207,77 +172,29 @@ class ImageJobs:
     async def _complete(self, image_id: str, attempt: int, key: str) -> None:
         now = utcnow()
         async with self.sessionmaker.begin() as session:
-            done = await session.execute(
-                update(Image)
-                .where(
-                    Image.id == image_id,
-                    Image.attempts == attempt,
-                    Image.status == ImageStatus.RUNNING,
-                )
-                .values(
-                    status=ImageStatus.COMPLETED,
-                    image_key=key,
-                    completed_at=now,
-                    lease_until=None,
-                )
-            )
-            if affected_rows(done) != 1:  # our lease lapsed and another run took over
+            images = ImageRepository(session)
+            if not await images.complete(image_id, attempt, key, now):
+                # Our lease lapsed and another run took over.
                 after_commit(session, lambda: self.storage.delete(key))
                 return
-            image = await session.get_one(Image, image_id)
+            image = await images.get_one(image_id)
+            characters = CharacterService(session, self.storage)
             if image.conversation_id is not None:
-                await self._post_in_conversation(session, image, key, now)
+                conversations = ConversationService(session, characters)
+                message = await conversations.post_image(
+                    image.account_id, image.conversation_id, key, now
+                )
+                if message is not None:
+                    image.message_id = message.id
             if image.purpose == "avatar" and image.character_id is not None:
-                await self._set_avatar(session, image.character_id, key, now)
+                await characters.set_avatar(image.character_id, key, now)
             await emit(session, image.account_id, "image.created",
                        payloads.image(self.storage, image))  # fmt: skip
-
-    async def _post_in_conversation(
-        self, session: AsyncSession, image: Image, key: str, now: datetime
-    ) -> None:
-        repo = ConversationRepository(session)
-        message = Message(id=new_id("msg"), role="agent", content="", image_key=key, created_at=now)
-        try:
-            await repo.append(image.conversation_id or "", message, now)
-        except LookupError:
-            return  # the conversation was deleted while the image was made
-        image.message_id = message.id
-        conversation = await repo.get_owned(image.account_id, image.conversation_id or "")
-        if conversation is not None:
-            await emit_message_posted(session, self.storage, conversation, message)
-
-    async def _set_avatar(
-        self, session: AsyncSession, character_id: str, key: str, now: datetime
-    ) -> None:
-        character = await CharacterRepository(session).get(character_id, with_owner=True)
-        if character is None:
-            return  # deleted while its avatar was made
-        old = character.image_key
-        if old and old != key:  # image rows before the character's: the lock order
-            await ImageRepository(session).file_deleted(character.owner_id, old)
-        character.image_key = key
-        character.updated_at = now
-        await session.flush()
-        if old and old != key:
-            after_commit(session, lambda: self.storage.delete(old))
-        await emit(session, character.owner_id, "character.updated",
-                   payloads.character(self.storage, character))  # fmt: skip
 
     async def _fail(self, image_id: str, attempt: int | None, reason: str) -> None:
         """Mark the job failed and give its price back, once (the status guard)."""
         async with self.sessionmaker.begin() as session:
-            conditions = [Image.id == image_id, Image.status.not_in(ImageStatus.FINISHED)]
-            if attempt is not None:
-                conditions.append(Image.attempts == attempt)
-            failed = await session.execute(
-                update(Image)
-                .where(*conditions)
-                .values(
-                    status=ImageStatus.FAILED, error=reason, completed_at=utcnow(), lease_until=None
-                )
-                .returning(Image.account_id, Image.cost_micros)
-            )
-            row = failed.first()
+            row = await ImageRepository(session).fail(image_id, attempt, reason, utcnow())
             if row is not None:  # the claim above: refunded once, whoever fails it
                 await Billing(session).release(Hold.balance_only(row.account_id, row.cost_micros))
         self.events.finished(image_id)
@@ -289,32 +206,17 @@ class ImageJobs:
         nothing of it survived). Returns how many were sent."""
         now = utcnow()
         stale_pending = now - timedelta(seconds=self.settings.job_requeue_seconds)
-        lapsed = (Image.status == ImageStatus.RUNNING) & (Image.lease_until < now)
-        waiting = Image.status == ImageStatus.PENDING
-        if not everything:
-            waiting = waiting & (Image.enqueued_at < stale_pending)
         async with self.sessionmaker.begin() as session:
-            rows = (
-                await session.execute(
-                    select(Image.id, Image.attempts, Image.status)
-                    .where(or_(lapsed, waiting))
-                    .order_by(Image.enqueued_at)
-                    .limit(1000)
-                )
-            ).all()
-            pending = await session.scalar(
-                select(func.count()).select_from(Image).where(Image.status == ImageStatus.PENDING)
-            )
-            metrics.QUEUE_DEPTH.labels("image").set(pending or 0)
+            images = ImageRepository(session)
+            rows = await images.abandoned(now, None if everything else stale_pending)
+            metrics.QUEUE_DEPTH.labels("image").set(await images.count_pending())
             to_send = [
                 r.id
                 for r in rows
                 if r.status == ImageStatus.PENDING or r.attempts < self.settings.job_max_attempts
             ]
             if to_send:
-                await session.execute(
-                    update(Image).where(Image.id.in_(to_send)).values(enqueued_at=now)
-                )
+                await images.mark_enqueued(to_send, now)
         for row in rows:
             if row.id not in to_send:
                 await self._fail(

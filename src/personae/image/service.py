@@ -10,7 +10,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from personae.account.billing import Billing
@@ -19,7 +18,6 @@ from personae.conversation.repository import ConversationRepository
 from personae.conversation.service import owned_conversation
 from personae.db.base import utcnow
 from personae.db.hooks import after_commit
-from personae.db.paging import fetch_page
 from personae.engines.image.base import ImageDefaults
 from personae.engines.image.registry import IMAGE_ENGINES
 from personae.errors import NotFound
@@ -60,6 +58,7 @@ class ImageService:
     ) -> None:
         """`caps`: the per-account caps that ordering checks (None: none)."""
         self.session = session
+        self.repo = ImageRepository(session)
         self.enqueue = enqueue
         self.caps = caps
 
@@ -85,7 +84,7 @@ class ImageService:
                 account.id,
                 QUEUED_IMAGES,
                 self.caps.queued_images,
-                lambda: ImageRepository(self.session).count_unfinished(account.id),
+                lambda: self.repo.count_unfinished(account.id),
             )
         await Billing(self.session).hold(
             account, model.cost_micros, chat_request=False, model_id=model.id
@@ -114,26 +113,19 @@ class ImageService:
             enqueued_at=now,
             created_at=now,
         )
-        self.session.add(image)
-        await self.session.flush()
+        await self.repo.add(image)
         image_id = image.id
         after_commit(self.session, lambda: self.enqueue(image_id))
         return image
 
     async def get(self, account: Account, image_id: str) -> Image:
-        image = await self.session.get(Image, image_id)
+        image = await self.repo.get(image_id)
         if image is None or image.account_id != account.id:
             raise NotFound(f"No image {image_id!r}", details={"id": image_id})
         return image
 
     async def list(self, account: Account, page: PageRequest) -> Page[Image]:
-        mine = Image.account_id == account.id
-        rows, total = await fetch_page(
-            self.session,
-            select(Image).where(mine).order_by(Image.created_at.desc(), Image.id.desc()),
-            select(func.count()).select_from(Image).where(mine),
-            page,
-        )
+        rows, total = await self.repo.list_owned(account.id, page)
         return Page(rows, total, page)
 
 
@@ -150,7 +142,7 @@ async def wait_for_image(
     try:
         while True:
             async with sessionmaker() as session:
-                image = await session.get_one(Image, image_id)
+                image = await ImageRepository(session).get_one(image_id)
             remaining = deadline - time.monotonic()
             if image.status in ImageStatus.FINISHED or remaining <= 0:
                 return image

@@ -1,12 +1,20 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from enum import StrEnum
 
 from sqlalchemy import JSON, BigInteger, Date, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from personae.db.base import Base, UTCDateTime, utcnow
 from personae.models.account import Account
+
+
+# Who may see a character (`Character.visibility`): public ones are in the catalogue. (A
+# comment, not a docstring: the API's schemas would show a docstring as its description.)
+class Visibility(StrEnum):
+    PUBLIC = "public"
+    PRIVATE = "private"
 
 
 class Character(Base):

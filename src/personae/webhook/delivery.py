@@ -26,16 +26,16 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 import httpx
-from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from standardwebhooks.webhooks import Webhook as Signer
 
 from personae import __version__
 from personae.config import Settings
 from personae.db.base import utcnow
-from personae.models import Webhook, WebhookDelivery, WebhookEvent
+from personae.models import Webhook, WebhookEvent
 from personae.observability import metrics
 from personae.observability.logs import REQUEST_ID
+from personae.webhook.repository import WebhookRepository
 from personae.webhook.ssrf import BlockedAddress, guarded_client
 
 log = logging.getLogger("personae")
@@ -87,58 +87,22 @@ class WebhookDeliveries:
         """Queue the deliveries that are due, at most `webhook_endpoint_concurrency` per
         webhook counting those already queued or being sent; returns how many."""
         now = utcnow()
-        recently_queued = and_(
-            WebhookDelivery.enqueued_at.is_not(None),
-            WebhookDelivery.enqueued_at >= now - REQUEUE_AFTER,
-        )
-        due = or_(
-            and_(
-                WebhookDelivery.status == "pending",
-                WebhookDelivery.next_attempt_at <= now,
-                ~recently_queued,
-            ),
-            and_(WebhookDelivery.status == "delivering", WebhookDelivery.lease_until < now),
-        )
-        busy = or_(
-            and_(WebhookDelivery.status == "delivering", WebhookDelivery.lease_until >= now),
-            and_(WebhookDelivery.status == "pending", recently_queued),
-        )
         cap = self.settings.webhook_endpoint_concurrency
         async with self.sessionmaker.begin() as session:
-            candidates = (
-                await session.execute(
-                    select(WebhookDelivery.id, WebhookDelivery.webhook_id)
-                    .where(due)
-                    .order_by(WebhookDelivery.next_attempt_at)
-                    .limit(1000)
-                )
-            ).all()
+            repo = WebhookRepository(session)
+            candidates = await repo.due(now, REQUEUE_AFTER)
             metrics.QUEUE_DEPTH.labels("webhook").set(len(candidates))
             if not candidates:
                 return 0
             hooks = {c.webhook_id for c in candidates}
-            in_flight = Counter(
-                dict(
-                    (
-                        await session.execute(
-                            select(WebhookDelivery.webhook_id, func.count())
-                            .where(busy, WebhookDelivery.webhook_id.in_(hooks))
-                            .group_by(WebhookDelivery.webhook_id)
-                        )
-                    ).all()
-                )
-            )
+            in_flight = Counter(await repo.count_busy(hooks, now, REQUEUE_AFTER))
             ids = []
             for c in candidates:
                 if in_flight[c.webhook_id] < cap:
                     in_flight[c.webhook_id] += 1
                     ids.append(c.id)
             if ids:
-                await session.execute(
-                    update(WebhookDelivery)
-                    .where(WebhookDelivery.id.in_(ids))
-                    .values(enqueued_at=now)
-                )
+                await repo.mark_queued(ids, now)
         for delivery_id in ids:
             await self.enqueue(delivery_id)
         return len(ids)
@@ -154,9 +118,7 @@ class WebhookDeliveries:
     # one delivery
     async def run(self, delivery_id: str) -> None:
         async with self.sessionmaker() as session:
-            webhook_id = await session.scalar(
-                select(WebhookDelivery.webhook_id).where(WebhookDelivery.id == delivery_id)
-            )
+            webhook_id = await WebhookRepository(session).webhook_of(delivery_id)
         if webhook_id is None:
             return  # its webhook was deleted
         if self._in_flight[webhook_id] >= self.settings.webhook_endpoint_concurrency:
@@ -173,38 +135,11 @@ class WebhookDeliveries:
 
     async def _unqueue(self, delivery_id: str) -> None:
         async with self.sessionmaker.begin() as session:
-            await session.execute(
-                update(WebhookDelivery)
-                .where(WebhookDelivery.id == delivery_id)
-                .values(enqueued_at=None)
-            )
+            await WebhookRepository(session).unqueue(delivery_id)
 
     async def _claim(self, delivery_id: str, now: datetime) -> int | None:
         async with self.sessionmaker.begin() as session:
-            attempt: int | None = await session.scalar(
-                update(WebhookDelivery)
-                .where(
-                    WebhookDelivery.id == delivery_id,
-                    or_(
-                        and_(
-                            WebhookDelivery.status == "pending",
-                            WebhookDelivery.next_attempt_at <= now,
-                        ),
-                        and_(
-                            WebhookDelivery.status == "delivering",
-                            WebhookDelivery.lease_until < now,
-                        ),
-                    ),
-                )
-                .values(
-                    status="delivering",
-                    attempts=WebhookDelivery.attempts + 1,
-                    lease_until=now + self.lease,
-                    last_attempt_at=now,
-                )
-                .returning(WebhookDelivery.attempts)
-            )
-        return attempt
+            return await WebhookRepository(session).claim(delivery_id, now, now + self.lease)
 
     async def _attempt(self, delivery_id: str) -> None:
         now = utcnow()
@@ -212,9 +147,10 @@ class WebhookDeliveries:
         if attempt is None:
             return  # sent already, being sent, or not due: a duplicate message
         async with self.sessionmaker() as session:
-            delivery = await session.get_one(WebhookDelivery, delivery_id)
-            webhook = await session.get_one(Webhook, delivery.webhook_id)
-            event = await session.get_one(WebhookEvent, delivery.event_id)
+            repo = WebhookRepository(session)
+            delivery = await repo.get_delivery(delivery_id)
+            webhook = await repo.get_one(delivery.webhook_id)
+            event = await repo.get_event(delivery.event_id)
         token = REQUEST_ID.set(event.request_id)  # this delivery's log lines carry it
         try:
             await self._deliver(delivery_id, attempt, webhook, event, now)
@@ -290,23 +226,14 @@ class WebhookDeliveries:
             delay = self.delays[attempt - 1] * random.uniform(1 - JITTER, 1 + JITTER)
             values.update(status="pending", next_attempt_at=now + timedelta(seconds=delay))
         async with self.sessionmaker.begin() as session:
-            done = await session.execute(
-                update(WebhookDelivery)
-                .where(
-                    WebhookDelivery.id == delivery_id,
-                    WebhookDelivery.attempts == attempt,
-                    WebhookDelivery.status == "delivering",
-                )
-                .values(**values)
-                .returning(WebhookDelivery.webhook_id, WebhookDelivery.event_type)
-            )
-            row = done.first()
+            repo = WebhookRepository(session)
+            row = await repo.record(delivery_id, attempt, values)
             if row is not None:
                 outcome = "succeeded" if succeeded else "failed" if final else "retrying"
                 metrics.JOBS.labels("webhook", outcome).inc()
             if row is None or row.event_type == "ping":
                 return  # a lapsed attempt taken over by another; pings judge nothing
-            webhook = await session.get_one(Webhook, row.webhook_id)
+            webhook = await repo.get_one(row.webhook_id)
             if succeeded:
                 webhook.failing_since = None
             else:

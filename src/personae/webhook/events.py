@@ -13,13 +13,14 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from personae.db.base import utcnow
 from personae.ids import new_id
 from personae.models import Webhook, WebhookDelivery, WebhookEvent
 from personae.observability.logs import REQUEST_ID
+from personae.timestamps import format_timestamp
+from personae.webhook.repository import WebhookRepository
 
 EVENT_TYPES = (
     "message.created",
@@ -40,8 +41,12 @@ _ACTIVE = "personae.active_webhooks"  # session.info: (transaction, {account id:
 
 def envelope(event_id: str, event_type: str, created_at: datetime, data: dict[str, Any]) -> str:
     """The body every delivery of the event sends: `{id, type, created_at, data}`."""
-    stamp = created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    body = {"id": event_id, "type": event_type, "created_at": stamp, "data": data}
+    body = {
+        "id": event_id,
+        "type": event_type,
+        "created_at": format_timestamp(created_at),
+        "data": data,
+    }
     return json.dumps(body, separators=(",", ":"), default=str)
 
 
@@ -68,22 +73,20 @@ async def emit(
         created_at=now,
         request_id=REQUEST_ID.get(),
     )
-    session.add(event)
-    await session.flush()  # the event first: the deliveries refer to it
-    for webhook in webhooks:
-        session.add(
-            WebhookDelivery(
-                id=new_id("dlv"),
-                webhook_id=webhook.id,
-                event_id=event_id,
-                event_type=event_type,
-                status="pending",
-                attempts=0,
-                next_attempt_at=now,
-                created_at=now,
-            )
+    deliveries = [
+        WebhookDelivery(
+            id=new_id("dlv"),
+            webhook_id=webhook.id,
+            event_id=event_id,
+            event_type=event_type,
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
         )
-    await session.flush()
+        for webhook in webhooks
+    ]
+    await WebhookRepository(session).add_event(event, deliveries)
     return event
 
 
@@ -97,8 +100,5 @@ async def _active(session: AsyncSession, account_id: str) -> list[Webhook]:
         session.info[_ACTIVE] = memo
     known = memo[1]
     if account_id not in known:
-        rows = await session.scalars(
-            select(Webhook).where(Webhook.account_id == account_id, Webhook.status == "active")
-        )
-        known[account_id] = list(rows)
+        known[account_id] = await WebhookRepository(session).active(account_id)
     return known[account_id]

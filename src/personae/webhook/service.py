@@ -8,18 +8,17 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, TypedDict
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from personae.account.caps import WEBHOOKS, CapCheck
 from personae.config import Settings
 from personae.db.base import utcnow
-from personae.db.paging import fetch_page
 from personae.errors import NotFound
 from personae.ids import new_id
 from personae.models import Account, Webhook, WebhookDelivery
 from personae.pagination import Page, PageRequest
 from personae.webhook.events import PING, emit
+from personae.webhook.repository import WebhookRepository
 from personae.webhook.ssrf import check_url
 
 
@@ -38,22 +37,17 @@ def new_secret() -> str:
 class WebhookService:
     def __init__(self, session: AsyncSession, settings: Settings) -> None:
         self.session = session
+        self.repo = WebhookRepository(session)
         self.settings = settings
 
     async def get(self, account: Account, webhook_id: str) -> Webhook:
-        webhook = await self.session.get(Webhook, webhook_id)
+        webhook = await self.repo.get(webhook_id)
         if webhook is None or webhook.account_id != account.id:
             raise NotFound(f"No webhook {webhook_id!r}", details={"id": webhook_id})
         return webhook
 
     async def list(self, account: Account, page: PageRequest) -> Page[Webhook]:
-        where = Webhook.account_id == account.id
-        rows, total = await fetch_page(
-            self.session,
-            select(Webhook).where(where).order_by(Webhook.created_at.desc(), Webhook.id.desc()),
-            select(func.count()).select_from(Webhook).where(where),
-            page,
-        )
+        rows, total = await self.repo.list_owned(account.id, page)
         return Page(rows, total, page)
 
     async def create(
@@ -64,7 +58,7 @@ class WebhookService:
             account.id,
             WEBHOOKS,
             self.settings.max_webhooks_per_account,
-            lambda: self._count(account.id),
+            lambda: self.repo.count_owned(account.id),
         )
         now = utcnow()
         webhook = Webhook(
@@ -78,13 +72,8 @@ class WebhookService:
             created_at=now,
             updated_at=now,
         )
-        self.session.add(webhook)
-        await self.session.flush()
+        await self.repo.add(webhook)
         return webhook
-
-    async def _count(self, account_id: str) -> int:
-        stmt = select(func.count()).select_from(Webhook).where(Webhook.account_id == account_id)
-        return int(await self.session.scalar(stmt) or 0)
 
     async def update(self, account: Account, webhook_id: str, changes: WebhookChanges) -> Webhook:
         webhook = await self.get(account, webhook_id)
@@ -103,9 +92,7 @@ class WebhookService:
         return webhook
 
     async def delete(self, account: Account, webhook_id: str) -> None:
-        webhook = await self.get(account, webhook_id)
-        await self.session.delete(webhook)
-        await self.session.flush()
+        await self.repo.delete(await self.get(account, webhook_id))
 
     async def rotate_secret(self, account: Account, webhook_id: str) -> Webhook:
         """A new secret; the old one also signs for `webhook_secret_overlap_seconds`, so
@@ -132,24 +119,11 @@ class WebhookService:
             webhooks=[webhook],
         )
         assert event is not None
-        return await self.session.get_one(
-            WebhookDelivery,
-            await self.session.scalar(
-                select(WebhookDelivery.id).where(WebhookDelivery.event_id == event.id)
-            ),
-        )
+        return await self.repo.delivery_of(event.id)
 
     async def deliveries(
         self, account: Account, webhook_id: str, page: PageRequest
     ) -> Page[WebhookDelivery]:
         webhook = await self.get(account, webhook_id)
-        where = WebhookDelivery.webhook_id == webhook.id
-        rows, total = await fetch_page(
-            self.session,
-            select(WebhookDelivery)
-            .where(where)
-            .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc()),
-            select(func.count()).select_from(WebhookDelivery).where(where),
-            page,
-        )
+        rows, total = await self.repo.deliveries(webhook.id, page)
         return Page(rows, total, page)

@@ -15,7 +15,7 @@ from personae.api.deps import (
     StateDep,
 )
 from personae.api.sse import STREAM_RESPONSES, respond
-from personae.api.types import BranchCreate, MessageEdit, MessageVersion, PageNumber
+from personae.api.types import BranchCreate, MessageEdit, PageNumber
 from personae.conversation.chat import TurnResult
 from personae.conversation.fields import RegenerateOptions
 from personae.dialects.agents.schemas import (
@@ -30,6 +30,7 @@ from personae.engines.llm.base import Role
 from personae.models import Conversation, Message, MessageAlternative
 from personae.pagination import PageRequest
 from personae.storage.files import Storage
+from personae.webhook.schemas import MessageVersion
 
 router = APIRouter()
 

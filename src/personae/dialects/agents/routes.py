@@ -19,7 +19,6 @@ from personae.api.images import generate_avatar
 from personae.api.openapi import error_responses
 from personae.api.query import reject_control_characters, reject_unknown_query
 from personae.api.types import PageNumber
-from personae.character.fields import Visibility
 from personae.character.service import CharacterChanges
 from personae.dialects.agents.conversations import router as conversations_router
 from personae.dialects.agents.images import router as images_router
@@ -32,6 +31,7 @@ from personae.dialects.agents.schemas import (
 )
 from personae.model.service import ModelService, ModelType
 from personae.models import Character
+from personae.models.character import Visibility
 from personae.pagination import PageRequest
 from personae.storage.files import Storage
 

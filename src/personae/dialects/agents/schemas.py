@@ -7,7 +7,6 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from personae.account.money import from_micros
-from personae.api.types import MessageVersion, Timestamp
 from personae.character.fields import (
     Age,
     AlternateGreetings,
@@ -21,7 +20,6 @@ from personae.character.fields import (
     Personality,
     Scenario,
     Tags,
-    Visibility,
 )
 from personae.conversation.fields import (
     MAX_COMPLETION_MESSAGES,
@@ -35,8 +33,11 @@ from personae.engines.image.base import MAX_SIDE, MIN_SIDE
 from personae.ids import IdRef
 from personae.image.service import MAX_SEED
 from personae.models import Model
+from personae.models.character import Visibility
 from personae.numbers import JsonIntegers
 from personae.text import TEXT
+from personae.timestamps import Timestamp
+from personae.webhook.schemas import MessageVersion
 
 
 class AgentsError(BaseModel):

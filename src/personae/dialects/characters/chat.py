@@ -17,10 +17,9 @@ from personae.api.sse import STREAM_RESPONSES, respond
 from personae.api.types import BranchCreate, MessageEdit, PageNumber
 from personae.conversation.chat import TurnResult
 from personae.conversation.fields import RegenerateOptions
-from personae.dialects.characters.render import chat_message, conversation_summary
+from personae.dialects.characters.render import conversation_summary
 from personae.dialects.characters.schemas import (
     ChatMessageCreate,
-    ChatMessageOut,
     ChatMessagePage,
     ConversationDeleted,
     ConversationPage,
@@ -30,6 +29,8 @@ from personae.dialects.characters.schemas import (
     Pagination,
 )
 from personae.pagination import PageRequest
+from personae.webhook.payloads import chat_message
+from personae.webhook.schemas import ChatMessageOut
 
 router = APIRouter()
 

@@ -27,11 +27,10 @@ from personae.character.repository import CatalogueSort
 from personae.character.service import CharacterChanges
 from personae.dialects.characters.body import read_character_body
 from personae.dialects.characters.chat import router as chat_router
-from personae.dialects.characters.render import detail, summary
+from personae.dialects.characters.render import summary
 from personae.dialects.characters.schemas import (
     CataloguePagination,
     CharacterCreate,
-    CharacterDetail,
     CharacterPage,
     CharactersError,
     CharacterUpdate,
@@ -48,6 +47,8 @@ from personae.dialects.characters.schemas import (
 )
 from personae.dialects.characters.webhooks import router as webhooks_router
 from personae.pagination import MAX_PAGE, CursorRequest, PageRequest
+from personae.webhook.payloads import character_detail
+from personae.webhook.schemas import CharacterDetail
 
 ERRORS = error_responses(
     CharactersError,
@@ -199,7 +200,7 @@ async def list_characters(
 async def get_character(
     character_id: str, account: CurrentAccount, service: CharacterServiceDep, state: StateDep
 ) -> CharacterDetail:
-    return detail(state.storage, await service.get_visible(account, character_id))
+    return character_detail(state.storage, await service.get_visible(account, character_id))
 
 
 @router.post(
@@ -216,7 +217,7 @@ async def create_character(
     changes = _changes(body)
     visibility = changes.pop("visibility", body.visibility)
     character = await service.create(account, changes, visibility, image)
-    return detail(state.storage, character)
+    return character_detail(state.storage, character)
 
 
 @router.patch(
@@ -234,7 +235,7 @@ async def update_character(
 ) -> CharacterDetail:
     body, image = await read_character_body(request, CharacterUpdate)
     character = await service.update(account, character_id, _changes(body), image)
-    return detail(state.storage, character)
+    return character_detail(state.storage, character)
 
 
 @router.delete("/characters/{character_id}", summary="Delete one's own character")

@@ -1,4 +1,5 @@
-"""Request and response bodies of the characters API."""
+"""Request and response bodies of the characters API. The shapes that webhook events
+show too (a character, a message, a conversation's parts) are `personae.webhook.schemas`."""
 
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
-from personae.api.types import MessageVersion, Timestamp
 from personae.character.fields import (
     Age,
     AlternateGreetings,
@@ -33,14 +33,21 @@ from personae.character.fields import (
     Personality,
     Scenario,
     Tags,
-    Visibility,
 )
 from personae.conversation.fields import ChatOptions, MessageText, Title
 from personae.ids import IdRef
+from personae.models.character import Visibility
 from personae.numbers import JsonIntegers
 from personae.pagination import Page
 from personae.text import LINE, TEXT, TextKind, pattern
+from personae.timestamps import Timestamp
 from personae.webhook.events import EVENT_TYPES
+from personae.webhook.schemas import (
+    CharacterBrief,
+    ChatMessageOut,
+    ConversationData,
+    LastMessage,
+)
 
 
 class CharactersErrorDetail(BaseModel):
@@ -156,17 +163,6 @@ class CharacterUpdate(JsonIntegers):
     visibility: Annotated[Visibility | None, NotNull] = None
 
 
-class Creator(BaseModel):
-    id: str
-    username: str
-
-
-class CharacterStats(BaseModel):
-    likes: int
-    chat_count: int
-    followers: int
-
-
 class CharacterSummary(BaseModel):
     id: str
     name: str
@@ -176,27 +172,6 @@ class CharacterSummary(BaseModel):
     created_at: Timestamp
     likes: int
     chat_count: int
-
-
-class CharacterDetail(BaseModel):
-    id: str
-    name: str
-    description: str
-    personality: str
-    background: str
-    scenario: str
-    greeting: str
-    alternate_greetings: list[str]
-    example_dialogue: str
-    tags: list[str]
-    image_url: str | None
-    created_at: Timestamp
-    updated_at: Timestamp
-    visibility: Visibility
-    age: int | None
-    appearance_prompt: str
-    creator: Creator
-    stats: CharacterStats
 
 
 class CharacterPage(BaseModel):
@@ -248,64 +223,9 @@ class ChatMessageCreate(ChatOptions):
     conversation_id: IdRef | None = Field(default=None, description="Omit to start one.")
 
 
-class ChatMessageOut(BaseModel):
-    id: str
-    conversation_id: str
-    character_id: str | None
-    content: str
-    created_at: Timestamp
-    is_character: bool
-    image_url: str | None = None
-    unanswered: bool = Field(
-        default=False,
-        exclude_if=lambda v: not v,
-        description="Only on a user's message whose turn ended without an answer (the engine "
-        "failed, the client went away, the server stopped): retry it, or delete it.",
-    )
-    thought_process: dict[str, Any] | None = Field(
-        default=None, exclude_if=lambda v: v is None, description="Only with `verbose`."
-    )
-    alternatives: list[MessageVersion] = Field(
-        default=[],
-        exclude_if=lambda v: not v,
-        description="Only on a character's message with versions (regenerated, or a greeting "
-        "with alternates): every version; `content` is the selected one's.",
-    )
-    selected: int | None = Field(
-        default=None,
-        exclude_if=lambda v: v is None,
-        description="With `alternatives`: the index of the version shown as `content`.",
-    )
-
-
 class ChatMessagePage(BaseModel):
     data: list[ChatMessageOut]
     pagination: Pagination
-
-
-class CharacterBrief(BaseModel):
-    id: str
-    name: str
-    image_url: str | None
-
-
-class LastMessage(BaseModel):
-    content: str
-    created_at: Timestamp
-    is_character: bool
-
-
-class ConversationData(BaseModel):
-    """A conversation in webhook events: the summary's fields, where a conversation may
-    not have a character (one started through the agents API) or a message yet."""
-
-    id: str
-    title: str
-    character: CharacterBrief | None
-    last_message: LastMessage | None
-    created_at: Timestamp
-    updated_at: Timestamp
-    message_count: int
 
 
 class ConversationSummary(ConversationData):
