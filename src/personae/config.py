@@ -8,10 +8,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogFormat = Literal["text", "json"]
+StorageBackend = Literal["local", "s3"]
 
 # An origin as browsers send it: scheme, host (a name or a bracketed IPv6) and port.
 ORIGIN_RE = re.compile(r"^https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?$")
@@ -69,6 +70,38 @@ class Settings(BaseSettings):
     )
     file_url_ttl_seconds: int = Field(
         default=3600, ge=60, le=7 * 86400, description="How long a signed file URL lives."
+    )
+    storage_backend: StorageBackend = Field(
+        default="local",
+        description="Where files live: `local` (DATA_DIR/files, served by the API) or `s3` (an "
+        "S3-compatible bucket, served by the store; for several machines).",
+    )
+    s3_bucket: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+        description="The bucket of the s3 backend (required with it).",
+    )
+    s3_endpoint_url: str = Field(
+        default="",
+        pattern=r"^(https?://[^/?#]+/?)?$",
+        description="The S3-compatible server (MinIO, Ceph, R2...), scheme://host[:port]; "
+        "empty: AWS S3.",
+    )
+    s3_region: str = Field(
+        default="us-east-1",
+        pattern=r"^[a-z0-9-]{1,50}$",
+        description="The bucket's region (part of every signature).",
+    )
+    s3_prefix: str = Field(
+        default="",
+        pattern=r"^[A-Za-z0-9._/-]{0,200}$",
+        description="Key prefix inside the bucket, so that installs can share one.",
+    )
+    s3_public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^?#]+$",
+        description="Base of public files' plain URLs, serving the bucket's root (a CDN); "
+        "default ENDPOINT/BUCKET/KEY.",
     )
     max_json_body_bytes: int = Field(default=1_000_000, ge=1024)
     max_upload_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
@@ -220,10 +253,28 @@ class Settings(BaseSettings):
         description="How long an `Idempotency-Key` and its stored response are kept.",
     )
 
-    @field_validator("public_url")
+    @field_validator("public_url", "s3_endpoint_url", "s3_public_url")
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
+
+    @field_validator("s3_bucket", "s3_public_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value  # what `VAR=` in a compose file gives
+
+    @field_validator("s3_prefix")
+    @classmethod
+    def _strip_prefix_slashes(cls, value: str) -> str:
+        return value.strip("/")
+
+    @model_validator(mode="after")
+    def _check_storage(self) -> Settings:
+        if self.storage_backend == "s3" and not self.s3_bucket:
+            raise ValueError(
+                "PERSONAE_STORAGE_BACKEND=s3 needs PERSONAE_S3_BUCKET (the bucket's name)"
+            )
+        return self
 
     @field_validator("cors_allowed_origins")
     @classmethod

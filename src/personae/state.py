@@ -21,7 +21,7 @@ from personae.idempotency.service import IdempotencyKeys
 from personae.image.jobs import ImageJobs, JobEvents
 from personae.jobs.queue import JobQueue
 from personae.ratelimit import RateLimiter
-from personae.storage.files import LocalStorage
+from personae.storage.files import LocalStorage, Storage
 from personae.storage.signing import UrlSigner, signing_secrets
 from personae.webhook.delivery import WebhookDeliveries
 
@@ -32,7 +32,8 @@ class AppState:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     limiter: RateLimiter
-    storage: LocalStorage
+    storage: Storage
+    url_signer: UrlSigner  # checks the signed `/files/` URLs, whichever backend holds the files
     llm_engines: LLMEngines
     image_engines: ImageEngines
     prompt_template: PromptTemplate
@@ -52,7 +53,7 @@ class AppState:
         sessionmaker = create_sessionmaker(engine)
         writer = Writer(sessionmaker, serialise=is_sqlite(settings.resolved_database_url))
         signer = UrlSigner(signing_secrets(settings), settings.file_url_ttl_seconds)
-        storage = LocalStorage(settings.data_dir / "files", settings.resolved_public_url, signer)
+        storage = build_storage(settings, signer)
         image_engines = ImageEngines()
         queue = JobQueue(settings)
         events = JobEvents()
@@ -73,6 +74,7 @@ class AppState:
             sessionmaker,
             RateLimiter(settings.redis_url),
             storage,
+            signer,
             LLMEngines.from_settings(settings),
             image_engines,
             PromptTemplate.from_file(settings.prompt_template_file),
@@ -106,4 +108,14 @@ class AppState:
         await self.image_engines.close()
         await self.webhook_deliveries.close()
         await self.limiter.close()
+        await self.storage.close()
         await self.engine.dispose()
+
+
+def build_storage(settings: Settings, signer: UrlSigner) -> Storage:
+    """The files backend `PERSONAE_STORAGE_BACKEND` names."""
+    if settings.storage_backend == "s3":
+        from personae.storage.s3 import S3Storage  # boto3 loads only where it is used
+
+        return S3Storage.from_settings(settings)
+    return LocalStorage(settings.data_dir / "files", settings.resolved_public_url, signer)

@@ -1,10 +1,12 @@
 """Where image files live and the URL each is served at.
 
 `Storage` is the interface; `LocalStorage` keeps files under the data dir and the app
-serves them at `/files/{key}`. An S3-compatible store would implement the same three
-methods and return its own (or a CDN's) URLs, presigned for the files that are not public.
+serves them at `/files/{key}`, for one machine (or several sharing the volume).
+`S3Storage` (`storage/s3.py`) keeps them in an S3-compatible bucket and returns the store's
+(or a CDN's) URLs, presigned for the files that are not public. `AppState` picks one by
+`PERSONAE_STORAGE_BACKEND`.
 
-Every file URL the API renders is built here (`url_for`, `avatar_url`): a public
+Every file URL the API renders goes through here (`url_for`, `avatar_url`): a public
 character's avatar gets a plain URL, every other file a signed, expiring one
 (`storage/signing.py`).
 """
@@ -67,6 +69,9 @@ class Storage(ABC):
             return None
         return self.url_for(character.image_key, public=public)
 
+    async def close(self) -> None:  # noqa: B027  # optional: most backends hold nothing
+        """Let go of what the backend holds (a client's connections)."""
+
 
 class LocalStorage(Storage):
     def __init__(self, root: Path, public_url: str, signer: UrlSigner) -> None:
@@ -103,7 +108,3 @@ class LocalStorage(Storage):
             return plain
         expires, signature = self.signer.sign(key)
         return f"{plain}?expires={expires}&signature={signature}"
-
-    def signature_lifetime(self, key: str, expires: str, signature: str) -> int | None:
-        """Seconds a signed URL of `key` is still good for; None if it is not good."""
-        return self.signer.verify(key, expires, signature)
