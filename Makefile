@@ -18,7 +18,7 @@ LLAMA_CMAKE_ARGS ?=
 LLAMA_DIR := $(VENV)/llama.cpp
 LLAMA_FLAGS := $(VENV)/.llama-flags
 
-.PHONY: install install-dev serve test lint services bench fuzz clean FORCE
+.PHONY: install install-dev serve test lint services bench fuzz deploy-check clean FORCE
 
 install: $(STAMP)
 install-dev: $(DEV_STAMP)
@@ -74,6 +74,24 @@ fuzz: install-dev services
 # Every bench/bench_*.py; figures are printed and merged into bench/results.json.
 bench: install-dev services
 	$(BIN)/python bench/run.py
+
+# deploy/ checked without running a container (none can run here): hadolint on the
+# Dockerfile, the compose file against the compose-spec schema, the Kubernetes manifests
+# against Kubernetes' schemas, promtool on prometheus.yml (deploy/check.sh says how). The
+# Python tools come with install-dev; promtool is unpacked from Debian's prometheus package
+# into the venv (never installed as a service), and without it prometheus.yml is parsed
+# only. tests/test_deploy.py runs the same checks in `make test`.
+deploy-check: install-dev
+	@test -x $(BIN)/promtool || $(MAKE) --no-print-directory $(BIN)/promtool \
+		|| echo "promtool: not to be had here (Debian's prometheus package); a YAML parse instead"
+	BIN=$(BIN) deploy/check.sh
+
+$(BIN)/promtool:
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && cd "$$tmp" \
+		&& { apt-get download prometheus >/dev/null 2>&1 \
+			|| { apt-get update -qq >/dev/null 2>&1 && apt-get download prometheus >/dev/null 2>&1; }; } \
+		&& dpkg-deb -x prometheus_*.deb unpacked \
+		&& cp unpacked/usr/bin/promtool $(abspath $@) && echo "promtool: $$($(abspath $@) --version | head -n 1)"
 
 clean:
 	rm -rf $(VENV) .personae .pytest_cache .mypy_cache .ruff_cache
