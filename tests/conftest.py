@@ -13,7 +13,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -45,23 +45,33 @@ def _pg_dsn(database: str) -> str:
     return f"{base}/{database}".replace("postgresql+asyncpg://", "postgresql://")
 
 
+async def _admin(sql: str) -> None:
+    conn = await asyncpg.connect(_pg_dsn(PG_SERVER.rpartition("/")[2]))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@contextmanager
+def fresh_postgres_database(prefix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database, dropped afterwards: its async SQLAlchemy URL.
+    Skips the test where PostgreSQL tests are disabled."""
+    if PG_SERVER == "off":
+        pytest.skip("PostgreSQL tests disabled (PERSONAE_TEST_POSTGRES_URL=off)")
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield _pg_dsn(name).replace("postgresql://", "postgresql+asyncpg://")
+    finally:
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[str]:
     """A fresh database for this test run, as an async SQLAlchemy URL."""
-    if PG_SERVER == "off":
-        pytest.skip("PostgreSQL tests disabled (PERSONAE_TEST_POSTGRES_URL=off)")
-    name = f"personae_test_{uuid.uuid4().hex[:10]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(_pg_dsn(PG_SERVER.rpartition("/")[2]))
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    yield _pg_dsn(name).replace("postgresql://", "postgresql+asyncpg://")
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with fresh_postgres_database("personae_test") as url:
+        yield url
 
 
 @pytest.fixture(params=BACKENDS)

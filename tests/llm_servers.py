@@ -135,16 +135,38 @@ async def _trickle(request: Request) -> Response:
     return StreamingResponse(events(), media_type="text/event-stream")
 
 
+# /paced/v1/chat/completions streams one word every PACED_SECONDS, as many as `max_tokens`
+# asks: a model whose answer takes a known time.
+PACED_SECONDS = 0.1
+
+
+async def _paced(request: Request) -> Response:
+    pieces = int((await request.json()).get("max_tokens") or 16)
+
+    async def events() -> AsyncIterator[str]:
+        for _ in range(pieces):
+            chunk = {"choices": [{"delta": {"content": " word"}, "finish_reason": None}]}
+            yield f"data: {json.dumps(chunk)}\n\n"
+            await asyncio.sleep(PACED_SECONDS)
+        usage = {"prompt_tokens": 20, "completion_tokens": pieces}
+        yield f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n"
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream")
+
+
 @contextmanager
 def failing_server() -> Iterator[str]:
     """An HTTP server whose /fail/v1/chat/completions answers 500, /slow/v1/... hangs,
-    /scripted/v1/... streams SCRIPT and /trickle/v1/... streams slowly."""
+    /scripted/v1/... streams SCRIPT, /trickle/v1/... streams slowly and /paced/v1/...
+    streams `max_tokens` words at a known pace."""
     app = Starlette(
         routes=[
             Route("/fail/v1/chat/completions", _fail_500, methods=["POST"]),
             Route("/slow/v1/chat/completions", _slow, methods=["POST"]),
             Route("/scripted/v1/chat/completions", _scripted, methods=["POST"]),
             Route("/trickle/v1/chat/completions", _trickle, methods=["POST"]),
+            Route("/paced/v1/chat/completions", _paced, methods=["POST"]),
         ]
     )
     with serving(app) as base:

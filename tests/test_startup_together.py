@@ -9,14 +9,12 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
-import asyncpg
 import pytest
 from sqlalchemy import func, select, text
 
-from conftest import PG_SERVER, _pg_dsn
+from conftest import fresh_postgres_database
 from personae.account.plans import DEFAULT_PLANS
 from personae.config import Settings
 from personae.db.migrate import MIGRATIONS_DIR
@@ -102,22 +100,6 @@ def test_four_processes_on_a_fresh_sqlite_file(tmp_path: Path) -> None:
 
 @pytest.mark.postgres
 def test_four_processes_on_a_fresh_postgres_database(tmp_path: Path) -> None:
-    if PG_SERVER == "off":
-        pytest.skip("PostgreSQL tests disabled (PERSONAE_TEST_POSTGRES_URL=off)")
-    name = f"personae_start_{uuid.uuid4().hex[:10]}"
-    admin_db = PG_SERVER.rpartition("/")[2]
-
-    async def admin(sql: str) -> None:
-        connection = await asyncpg.connect(_pg_dsn(admin_db))
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    try:
-        url = _pg_dsn(name).replace("postgresql://", "postgresql+asyncpg://")
+    with fresh_postgres_database("personae_start") as url:
         env = base_env(tmp_path) | {"PERSONAE_DATABASE_URL": url}
         check(env, Settings(data_dir=tmp_path, database_url=url, _env_file=None))  # type: ignore[call-arg]
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
