@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -219,6 +220,23 @@ def serving_workers(env: dict[str, str], workers: int) -> Iterator[tuple[str, Pa
             proc.wait(timeout=60)
 
 
+def wait_for_started_workers(log_path: Path, workers: int, timeout: float = 60) -> None:
+    """Return once `workers` processes have logged uvicorn's start-up line."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [json.loads(line) for line in log_path.read_text().splitlines()
+                 if line.startswith("{")]  # fmt: skip
+        started = {
+            line["process"]
+            for line in lines
+            if line["message"].startswith("Application startup complete")
+        }
+        if len(started) >= workers:
+            return
+        assert time.monotonic() < deadline, f"{len(started)} of {workers} workers started"
+        time.sleep(0.1)
+
+
 def test_several_workers_add_up_their_metrics_and_log_json(tmp_path: Path) -> None:
     clients, each = 8, 5
     env = worker_env(tmp_path)
@@ -229,6 +247,7 @@ def test_several_workers_add_up_their_metrics_and_log_json(tmp_path: Path) -> No
     )  # fmt: skip
     key = json.loads(created.stdout)["api_key"]
     with serving_workers(env, workers=2) as (base, log_path):
+        wait_for_started_workers(log_path, 2)  # /health answered only says one is
 
         def one_client() -> list[str]:
             ids = []
