@@ -17,8 +17,10 @@ Figures:
 * `scale.efficiency_p2`: p2 / (2 * p1) (target >= 0.8; on a 2-core machine p4 must not
   fall below p2);
 * `scale.errors`: turns answered other than 200, over all runs (target 0);
-* `scale.cpu_per_turn_ms.p1`, `.p2`, `.p4`: CPU seconds the API processes used per turn
-  (from /proc), to show where the machine saturates.
+* `scale.cpu_ms_per_turn.<group>.p1`, `.p2`, `.p4`: CPU milliseconds per turn (from
+  /proc) of the API processes (`api`), PostgreSQL's processes, Redis, the engine double,
+  this load generator (`load`), and the whole machine's busy time (`machine`, everything
+  on it): where the machine saturates.
 """
 
 from __future__ import annotations
@@ -109,18 +111,20 @@ class Load:
         finally:
             connection.close()
 
-    async def run(self, pids: list[int]) -> tuple[float, float]:
+    async def run(self, groups: dict[str, list[int]]) -> tuple[float, dict[str, float]]:
         """Turns per second over `SECONDS`, once `WARMUP` seconds have passed, and the CPU
-        milliseconds the processes `pids` used per turn meanwhile."""
+        milliseconds each group of processes used per turn meanwhile (`machine`: all of
+        them, this machine's busy time)."""
         until = time.monotonic() + WARMUP + SECONDS
         clients = [asyncio.create_task(self.client(i, until)) for i in range(CLIENTS)]
         await asyncio.sleep(WARMUP)
-        self.counting, started, cpu = True, time.monotonic(), cpu_seconds(pids)
+        self.counting, started, before = True, time.monotonic(), cpu_by_group(groups)
         await asyncio.sleep(SECONDS)
-        turns, elapsed, cpu = self.turns, time.monotonic() - started, cpu_seconds(pids) - cpu
+        turns, elapsed, after = self.turns, time.monotonic() - started, cpu_by_group(groups)
         self.counting = False
         await asyncio.gather(*clients)
-        return turns / elapsed, cpu / max(turns, 1) * 1000
+        per_turn = {k: (after[k] - before[k]) / max(turns, 1) * 1000 for k in before}
+        return turns / elapsed, per_turn
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -128,15 +132,49 @@ def cpu_seconds(pids: list[int]) -> float:
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0
     for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile (a PostgreSQL backend that ended)
+            continue
         total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / ticks
 
 
+def pids_named(*names: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "comm").read_text().strip() in names:
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def machine_busy_seconds() -> float:
+    """CPU time this machine has spent not idle, all cores (Linux /proc/stat)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_group(groups: dict[str, list[int]]) -> dict[str, float]:
+    found = {name: cpu_seconds(pids) for name, pids in groups.items()}
+    found["postgres"] = cpu_seconds(pids_named("postgres"))
+    found["redis"] = cpu_seconds(pids_named("redis-server"))
+    found["machine"] = machine_busy_seconds()
+    return found
+
+
 def measure(
-    env: dict[str, str], processes: int, keys: list[str], character: str, log_file: object
-) -> tuple[float, int, float]:
-    """Turns/s, errors and CPU ms per turn with `processes` API processes."""
+    env: dict[str, str],
+    processes: int,
+    keys: list[str],
+    character: str,
+    double: int,
+    log_file: object,
+) -> tuple[float, int, dict[str, float]]:
+    """Turns/s, errors and CPU ms per turn by group with `processes` API processes."""
     ports = [free_port() for _ in range(processes)]
     procs = [
         subprocess.Popen(
@@ -151,7 +189,8 @@ def measure(
         for port, proc in zip(ports, procs, strict=True):
             wait_http(f"http://127.0.0.1:{port}/ready", proc)
         load = Load(ports, keys, character)
-        rate, cpu_ms = asyncio.run(load.run([p.pid for p in procs]))
+        groups = {"api": [p.pid for p in procs], "engine_double": [double], "load": [os.getpid()]}
+        rate, cpu_ms = asyncio.run(load.run(groups))
         return rate, load.errors, cpu_ms
     finally:
         for proc in procs:
@@ -200,10 +239,14 @@ def main() -> dict[str, float]:
             errors = 0
             for processes in PROCESSES:
                 log(f" {processes} process(es), {CLIENTS} clients for {SECONDS:.0f} s")
-                rate, failed, cpu_ms = measure(env, processes, keys, character, server_log)
-                log(f"  {rate:.1f} turns/s, {failed} errors, {cpu_ms:.2f} ms CPU a turn")
+                rate, failed, cpu_ms = measure(
+                    env, processes, keys, character, double.pid, server_log
+                )
+                shares = ", ".join(f"{k} {v:.2f}" for k, v in cpu_ms.items())
+                log(f"  {rate:.1f} turns/s, {failed} errors; CPU ms a turn: {shares}")
                 figures[f"scale.turns_per_s.p{processes}"] = round(rate, 2)
-                figures[f"scale.cpu_per_turn_ms.p{processes}"] = round(cpu_ms, 2)
+                for group, ms in cpu_ms.items():
+                    figures[f"scale.cpu_ms_per_turn.{group}.p{processes}"] = round(ms, 2)
                 errors += failed
             figures["scale.errors"] = errors
             figures["scale.efficiency_p2"] = round(
