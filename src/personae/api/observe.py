@@ -19,8 +19,9 @@ import uuid
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from personae.api.dialect import AGENTS_PREFIX, CHARACTERS_PREFIX, dialect_of
 from personae.observability import metrics
-from personae.observability.logs import REQUEST_ID
+from personae.observability.logs import carrying_request_id
 
 REQUEST_ID_HEADER = "X-Request-Id"
 _VALID_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -37,11 +38,11 @@ def request_id_of(scope: Scope) -> str:
     return uuid.uuid4().hex
 
 
-def dialect_of(path: str) -> str:
-    if path.startswith("/api/v1/") or path == "/api/v1":
-        return "agents"
-    if path.startswith("/v1/") or path == "/v1":
-        return "characters"
+def dialect_label(path: str) -> str:
+    """The dialect a path belongs to, or `other` (`/health`, `/files/...`): the error
+    shapes' `dialect_of` counts those as characters, a metric should not."""
+    if any(path == p or path.startswith(p + "/") for p in (AGENTS_PREFIX, CHARACTERS_PREFIX)):
+        return dialect_of(path).value
     return "other"
 
 
@@ -56,7 +57,6 @@ class ObserveRequests:
         started = time.perf_counter()
         request_id = request_id_of(scope)
         scope.setdefault("state", {})["request_id"] = request_id
-        token = REQUEST_ID.set(request_id)
         status = 500  # unless a response starts
 
         async def send_with_id(message: Message) -> None:
@@ -67,12 +67,12 @@ class ObserveRequests:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            with carrying_request_id(request_id):
+                await self.app(scope, receive, send_with_id)
         finally:
-            REQUEST_ID.reset(token)
             route = scope.get("route")
             template = getattr(route, "path", None) or UNMATCHED
-            method, dialect = scope["method"], dialect_of(scope["path"])
+            method, dialect = scope["method"], dialect_label(scope["path"])
             metrics.HTTP_REQUESTS.labels(method, template, dialect, str(status)).inc()
             metrics.HTTP_DURATION.labels(method, template, dialect).observe(
                 time.perf_counter() - started

@@ -32,7 +32,7 @@ from personae.image.repository import ImageRepository
 from personae.models import Model
 from personae.models.image import ImageStatus
 from personae.observability import metrics
-from personae.observability.logs import REQUEST_ID
+from personae.observability.logs import carrying_request_id
 from personae.storage.files import Storage, new_key
 from personae.storage.processing import sanitize_image
 from personae.webhook import payloads
@@ -93,12 +93,8 @@ class ImageJobs:
         if claimed is None:
             return  # finished, running elsewhere, or unknown: a duplicate message
         attempt, request_id = claimed
-        # The job's log lines carry the id of the request that asked for it.
-        token = REQUEST_ID.set(request_id)
-        try:
+        with carrying_request_id(request_id):  # the request that asked for the job
             await self._work(image_id, attempt)
-        finally:
-            REQUEST_ID.reset(token)
 
     async def _work(self, image_id: str, attempt: int) -> None:
         heartbeat = asyncio.create_task(self._heartbeat(image_id, attempt))

@@ -12,6 +12,8 @@ format writes them (personae.redact).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
@@ -21,6 +23,17 @@ REQUEST_ID: ContextVar[str | None] = ContextVar("personae_request_id", default=N
 NO_REQUEST = "-"
 JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s %(request_id)s"
 JSON_RENAMES = {"asctime": "time", "levelname": "level", "name": "logger"}
+
+
+@contextmanager
+def carrying_request_id(request_id: str | None) -> Iterator[None]:
+    """Log records written inside carry `request_id`: a request's own, or the one an image
+    job or a webhook event was made by."""
+    token = REQUEST_ID.set(request_id)
+    try:
+        yield
+    finally:
+        REQUEST_ID.reset(token)
 
 
 def install_request_ids() -> None:

@@ -34,7 +34,7 @@ from personae.config import Settings
 from personae.db.base import utcnow
 from personae.models import Webhook, WebhookEvent
 from personae.observability import metrics
-from personae.observability.logs import REQUEST_ID
+from personae.observability.logs import carrying_request_id
 from personae.webhook.repository import WebhookRepository
 from personae.webhook.ssrf import BlockedAddress, guarded_client
 
@@ -151,11 +151,8 @@ class WebhookDeliveries:
             delivery = await repo.get_delivery(delivery_id)
             webhook = await repo.get_one(delivery.webhook_id)
             event = await repo.get_event(delivery.event_id)
-        token = REQUEST_ID.set(event.request_id)  # this delivery's log lines carry it
-        try:
+        with carrying_request_id(event.request_id):  # the request that caused the event
             await self._deliver(delivery_id, attempt, webhook, event, now)
-        finally:
-            REQUEST_ID.reset(token)
 
     async def _deliver(
         self, delivery_id: str, attempt: int, webhook: Webhook, event: WebhookEvent, now: datetime
