@@ -169,11 +169,9 @@ class CharacterService:
         old_image = character.image_key
         await self._apply(character, changes, image)
         character.updated_at = utcnow()
-        if image is not None and old_image:  # image rows before the character's row
-            await self.repo.avatar_file_deleted(character.owner_id, old_image)
-        await self.repo.save(character, tags_changed="tags" in changes)
         if image is not None and old_image:
-            self._delete_file_after_commit(old_image)
+            await self._retire_avatar(character.owner_id, old_image)
+        await self.repo.save(character, tags_changed="tags" in changes)
         await self._emit(character, "character.updated")
         return character
 
@@ -185,13 +183,11 @@ class CharacterService:
         if character is None:
             return
         old = character.image_key
-        if old and old != key:  # image rows before the character's: the lock order
-            await self.repo.avatar_file_deleted(character.owner_id, old)
+        if old and old != key:
+            await self._retire_avatar(character.owner_id, old)
         character.image_key = key
         character.updated_at = now
         await self.repo.session.flush()
-        if old and old != key:
-            self._delete_file_after_commit(old)
         await self._emit(character, "character.updated")
 
     async def _emit(self, character: Character, event_type: str) -> None:
@@ -209,12 +205,13 @@ class CharacterService:
         # Image rows first, then the character's: the lock order.
         await self.repo.unlink_images(character.owner_id, character.id)
         if character.image_key:
-            await self.repo.avatar_file_deleted(character.owner_id, character.image_key)
+            await self._retire_avatar(character.owner_id, character.image_key)
         await self.repo.delete(character)
-        if character.image_key:
-            self._delete_file_after_commit(character.image_key)
 
-    def _delete_file_after_commit(self, key: str) -> None:
+    async def _retire_avatar(self, owner_id: str, key: str) -> None:
+        """An avatar replaced or deleted: its image row becomes `deleted` now (image rows
+        before the character's row: the lock order), its file goes once this commits."""
+        await self.repo.avatar_file_deleted(owner_id, key)
         after_commit(self.repo.session, lambda: self.storage.delete(key))
 
     async def _apply(
