@@ -33,7 +33,7 @@ $(STAMP): pyproject.toml scripts/build-llama-cpp.sh $(LLAMA_FLAGS)
 	LLAMA_NATIVE='$(LLAMA_NATIVE)' LLAMA_CMAKE_ARGS='$(LLAMA_CMAKE_ARGS)' \
 		scripts/build-llama-cpp.sh $(BIN)/python $(LLAMA_DIR)
 	$(PIP) --force-reinstall --no-deps $(LLAMA_DIR)/llama_cpp_python-*.whl
-	$(PIP) -e .
+	$(PIP) -e '.[server]'
 	$(BIN)/personae engine check
 	@touch $@
 
@@ -59,8 +59,23 @@ lint: install-dev
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-test: install-dev services lint
+# The Python suite, then the TypeScript SDK's (Node is checked first, so that a machine
+# without it fails at once and says how to get it, instead of after the Python suite).
+test: install-dev services lint node-check
 	$(BIN)/pytest
+	$(MAKE) --no-print-directory test-ts
+
+# The TypeScript SDK (clients/typescript): `npm ci`, then `npm test`, which builds it (the
+# OpenAPI document dumped from this code, its types generated, ESM + CJS) and runs its
+# tests against one live server. Node 18+ and npm are needed: without them this fails.
+.PHONY: test-ts node-check
+node-check:
+	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
+		&& node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 18 ? 0 : 1)' \
+		|| { echo "make test: the TypeScript SDK's tests need Node.js 18+ and npm (apt-get install nodejs npm, or https://nodejs.org)" >&2; exit 1; }
+
+test-ts: install-dev node-check
+	cd clients/typescript && npm ci --no-audit --no-fund && PERSONAE_PYTHON=$(abspath $(BIN))/python npm test
 
 # schemathesis against both dialects for long (`make test` runs the same test bounded):
 # FUZZ_EXAMPLES examples per operation and phase, then the stateful workflows along the links
@@ -94,4 +109,5 @@ $(BIN)/promtool:
 		&& cp unpacked/usr/bin/promtool $(abspath $@) && echo "promtool: $$($(abspath $@) --version | head -n 1)"
 
 clean:
-	rm -rf $(VENV) .personae .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .personae .pytest_cache .mypy_cache .ruff_cache \
+		clients/typescript/node_modules clients/typescript/dist clients/typescript/build-test

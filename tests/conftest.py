@@ -179,3 +179,27 @@ def amqp_url() -> str:
     if AMQP_URL == "off":
         pytest.skip("RabbitMQ tests disabled (PERSONAE_TEST_AMQP_URL=off)")
     return AMQP_URL
+
+
+class Live:
+    """A real `personae serve` process (tests/live_server.py), shared by the tests that
+    speak to a server as its users' programs do: the SDKs and the terminal chat."""
+
+    def __init__(self, base: str, env: dict[str, str]) -> None:
+        self.base = base
+        self.env = env
+
+    def key(self, plan: str = "premium") -> str:
+        """A new account's API key, made with `personae accounts create`."""
+        from live_server import new_key
+
+        return new_key(self.env, f"user-{uuid.uuid4().hex[:12]}", plan)
+
+
+@pytest.fixture(scope="session")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    from live_server import serving
+
+    # Webhook receivers in the tests listen on loopback.
+    with serving(tmp_path_factory.mktemp("live"), webhook_allow_private="true") as (base, env, _):
+        yield Live(base, env)

@@ -454,7 +454,7 @@ def test_dockerfile_builds_llama_cpp_portable_as_make_install_does() -> None:
     for never in ("-march=native", "GGML_NATIVE=ON", "LLAMA_NATIVE=1"):
         assert never not in text, never
     installs = [r for r in builder if "pip install" in r and "llama" not in r and "pip==" not in r]
-    assert installs == ["/opt/venv/bin/python -m pip install ."]  # not editable
+    assert installs == ['/opt/venv/bin/python -m pip install ".[server]"']  # not editable
 
     # Runtime: the venv alone, a non-root user that proves the engine, no entrypoint.
     assert ("COPY", "--from=builder /opt/venv /opt/venv") in runtime

@@ -7,43 +7,15 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from llm_servers import free_port, wait_until_serving
-
-Server = tuple[str, dict[str, str], subprocess.Popen[bytes]]
-
-
-@contextmanager
-def serving(data_dir: Path, **settings: str) -> Iterator[Server]:
-    """`personae serve` on a free port with its data in `data_dir` (SQLite) and the given
-    `PERSONAE_*` settings; yields its base URL, its environment and its process."""
-    port = free_port()
-    env = os.environ | {"PERSONAE_DATA_DIR": str(data_dir), "PERSONAE_PORT": str(port)}
-    env |= {f"PERSONAE_{name.upper()}": value for name, value in settings.items()}
-    env.pop("PERSONAE_DATABASE_URL", None)
-    env.pop("PERSONAE_REDIS_URL", None)
-    # The server's log goes to a file: a pipe nobody reads would fill and block it.
-    with tempfile.TemporaryFile() as output:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "personae", "serve"], env=env, stdout=output, stderr=output
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_until_serving(f"{base}/health", proc, output, timeout=30)
-            yield base, env, proc
-        finally:
-            if proc.poll() is None:
-                proc.terminate()
-            proc.wait(timeout=60)
+from live_server import Server, cli, serving
 
 
 @pytest.fixture
@@ -137,14 +109,6 @@ def engine_pids(server_pid: int) -> list[int]:
         if ppid == server_pid and name == "llama-server":
             pids.append(int(entry.name))
     return pids
-
-
-def cli(env: dict[str, str], *args: str) -> Any:
-    done = subprocess.run(
-        [sys.executable, "-m", "personae", *args, "--json"],
-        env=env, capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return json.loads(done.stdout)
 
 
 def priced_chat(base: str, env: dict[str, str]) -> tuple[dict[str, str], str]:
