@@ -43,6 +43,19 @@ def characters_error(response: httpx.Response, status: int, code: str) -> dict[s
     return error
 
 
+def openai_error(response: httpx.Response, status: int, kind: str) -> dict[str, Any]:
+    """The OpenAI-compatible endpoint's `{"error": {message, type, param, code}}`; returns
+    the inner object."""
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    assert set(body) == {"error"}, body
+    error: dict[str, Any] = body["error"]
+    assert set(error) == {"message", "type", "param", "code"}, error
+    assert error["type"] == kind, error
+    assert error["message"]
+    return error
+
+
 def rate_limit_headers(response: httpx.Response) -> tuple[int, int, int]:
     h = response.headers
     return int(h["X-RateLimit-Limit"]), int(h["X-RateLimit-Remaining"]), int(h["X-RateLimit-Reset"])

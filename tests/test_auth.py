@@ -12,7 +12,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from sqlalchemy import select
 
 from conftest import MakeAccount
-from helpers import agents_error, bearer, characters_error, x_api_key
+from helpers import agents_error, bearer, characters_error, openai_error, x_api_key
 from personae.account.service import AccountService
 from personae.models import ApiKey
 
@@ -50,6 +50,8 @@ async def test_every_route_but_the_public_ones_demands_a_key(
             assert response.headers["www-authenticate"].startswith("Bearer")
             if path.startswith("/api/v1/"):
                 agents_error(response, 401)
+            elif path.startswith("/openai/v1/"):
+                openai_error(response, 401, "authentication_error")
             else:
                 characters_error(response, 401, "unauthorized")
             checked.add((method, path))

@@ -177,7 +177,7 @@ async def test_another_accounts_object_answers_like_a_missing_one(
         if route.body_model is not None:
             assert route.body_model in BODIES, f"{route.method} {route.path}: add a body to BODIES"
             kwargs["json"] = BODIES[route.body_model]
-        elif route.method in ("POST", "PATCH"):
+        elif route.method in ("POST", "PATCH", "PUT"):
             kwargs["json"] = {}
         got = await client.request(route.method, route.url(theirs), **kwargs)
         expected = await client.request(route.method, route.url(missing), **kwargs)

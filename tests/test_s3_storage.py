@@ -14,8 +14,10 @@ do: `signature_holds` checks ours the way they would, so a URL changed after sig
 from __future__ import annotations
 
 import asyncio
+import base64
 import calendar
 import hmac
+import io
 import json
 import logging
 import os
@@ -37,6 +39,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as AwsCredentials
 from fastapi import FastAPI
 from moto.server import ThreadedMotoServer
+from PIL import Image
 from pydantic import ValidationError
 
 from conftest import MakeAccount, create_account, make_client, truncate
@@ -416,3 +419,24 @@ def test_the_s3_backend_without_credentials_is_refused_at_start(
     )  # fmt: skip
     with pytest.raises(ValueError, match="AWS_ACCESS_KEY_ID"):
         s3_client(settings)
+
+
+async def test_a_card_export_reads_the_avatar_from_the_bucket(
+    client: httpx.AsyncClient, make_account: MakeAccount, s3_endpoint: str, bucket: str
+) -> None:
+    creds = await make_account()
+    created = await client.post(
+        "/v1/characters", data=CHAR, files={"image": ("a.png", png(), "image/png")},
+        headers=x_api_key(creds),
+    )  # fmt: skip
+    assert created.status_code == 201, created.text
+    exported = await client.get(
+        f"/v1/characters/{created.json()['id']}/card",
+        params={"format": "png", "spec": "v2"},
+        headers=x_api_key(creds),
+    )
+    assert exported.status_code == 200, exported.text
+    with Image.open(io.BytesIO(exported.content)) as img, Image.open(io.BytesIO(png())) as avatar:
+        assert img.size == avatar.size  # the stored avatar, not a plain image
+        card = json.loads(base64.b64decode(img.text["chara"]))  # type: ignore[attr-defined]
+    assert card["data"]["name"] == CHAR["name"]

@@ -34,6 +34,7 @@ from personae.conversation.chat import drain_releases
 from personae.db import migrate
 from personae.dialects.agents.routes import router as agents_router
 from personae.dialects.characters.routes import router as characters_router
+from personae.dialects.openai.routes import router as openai_router
 from personae.errors import PersonaeError
 from personae.model.service import ModelService
 from personae.observability import metrics
@@ -48,9 +49,13 @@ Personae serves one core through two dialects:
 
 * the **agents API** at `/api/v1` (`Authorization: Bearer KEY`, errors as `{"error": "…"}`),
 * the **characters API** at `/v1` (`X-API-Key: KEY`, errors as
-  `{"error": {"code", "message", "status", "details"}}`).
+  `{"error": {"code", "message", "status", "details"}}`),
 
-Both accept both headers. Every authenticated response carries `X-RateLimit-Limit`,
+and a third for OpenAI's SDKs: the **OpenAI-compatible endpoint** at `/openai/v1`
+(`POST /openai/v1/chat/completions` with a character as `model`, errors as
+`{"error": {"message", "type", "param", "code"}}`).
+
+All accept both headers. Every authenticated response carries `X-RateLimit-Limit`,
 `X-RateLimit-Remaining` and `X-RateLimit-Reset` (epoch seconds).
 """
 
@@ -188,4 +193,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(files_router)
     app.include_router(agents_router)
     app.include_router(characters_router)
+    app.include_router(openai_router)
     return app

@@ -252,6 +252,27 @@ class Settings(BaseSettings):
         ge=60,
         description="How long an `Idempotency-Key` and its stored response are kept.",
     )
+    lorebook_scan_depth: int = Field(
+        default=4,
+        ge=0,
+        le=100,
+        description="How many recent messages (the new one included) a lorebook's keys are "
+        "looked for in, unless the book sets its own `scan_depth`.",
+    )
+    lorebook_token_budget: int = Field(
+        default=512,
+        ge=0,
+        le=32_000,
+        description="The most tokens a lorebook's entries add to a prompt; a book's own "
+        "`token_budget` may only lower it.",
+    )
+    lorebook_max_recursion: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        description="For a book with `recursive_scanning`: how many times the entries that "
+        "fired are scanned for more keys.",
+    )
 
     @field_validator("public_url", "s3_endpoint_url", "s3_public_url")
     @classmethod

@@ -16,6 +16,7 @@ from personae.account.caps import AccountCaps
 from personae.character.service import CharacterService
 from personae.config import Settings
 from personae.conversation.chat import ChatService
+from personae.conversation.lore import LoreSettings
 from personae.conversation.service import ConversationService
 from personae.errors import SubscriptionRequired, Unauthorized
 from personae.image.service import ImageService
@@ -122,6 +123,11 @@ async def get_chat_service(state: StateDep) -> ChatService:
         state.chat_activity,
         caps=AccountCaps.of(state.settings),
         max_generation_seconds=state.settings.max_generation_seconds,
+        lore=LoreSettings(
+            scan_depth=state.settings.lorebook_scan_depth,
+            token_budget=state.settings.lorebook_token_budget,
+            max_recursion=state.settings.lorebook_max_recursion,
+        ),
     )
 
 

@@ -122,15 +122,19 @@ _METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 def allowed_methods(request: Request) -> list[str]:
     """Every method some route takes on this request's path (each of our routes takes
-    one method, so a path with GET, PATCH and DELETE is three routes)."""
-    methods: set[str] = set()
+    one method, so a path with GET, PATCH and DELETE is three routes). As OpenAPI reads
+    paths, a concrete path wins over a template: the methods of `/v1/characters/import`
+    are its own, not those of `/v1/characters/{character_id}`, which it also matches."""
+    concrete: set[str] = set()
+    templated: set[str] = set()
     # FastAPI keeps included routers as branches; this walks their routes, prefixes applied.
     for route in iter_route_contexts(request.app.routes):
         if not route.methods:
             continue
         match, _ = route.matches(request.scope)
         if match is not Match.NONE:
-            methods |= route.methods
+            (templated if "{" in (route.path_format or "{") else concrete).update(route.methods)
+    methods = concrete or templated
     return sorted(methods, key=lambda m: (*_METHOD_ORDER, m).index(m))
 
 

@@ -19,7 +19,7 @@ import uuid
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from personae.api.dialect import AGENTS_PREFIX, CHARACTERS_PREFIX, dialect_of
+from personae.api.dialect import AGENTS_PREFIX, CHARACTERS_PREFIX, OPENAI_PREFIX, dialect_of, under
 from personae.observability import metrics
 from personae.observability.logs import carrying_request_id
 
@@ -41,7 +41,7 @@ def request_id_of(scope: Scope) -> str:
 def dialect_label(path: str) -> str:
     """The dialect a path belongs to, or `other` (`/health`, `/files/...`): the error
     shapes' `dialect_of` counts those as characters, a metric should not."""
-    if any(path == p or path.startswith(p + "/") for p in (AGENTS_PREFIX, CHARACTERS_PREFIX)):
+    if any(under(path, p) for p in (AGENTS_PREFIX, CHARACTERS_PREFIX, OPENAI_PREFIX)):
         return dialect_of(path).value
     return "other"
 

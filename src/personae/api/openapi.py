@@ -31,7 +31,11 @@ from personae.text import TextKind, pattern
 
 # The error body each dialect answers with, by its component name (`dialect_of` decides,
 # for the paths outside both dialects too).
-ERROR_SCHEMAS = {Dialect.AGENTS: "AgentsError", Dialect.CHARACTERS: "CharactersError"}
+ERROR_SCHEMAS = {
+    Dialect.AGENTS: "AgentsError",
+    Dialect.CHARACTERS: "CharactersError",
+    Dialect.OPENAI: "OpenAIError",
+}
 ALL_METHODS = ("get", "head", "post", "put", "patch", "delete", "options")
 BODY_METHODS = ("post", "put", "patch", "delete")
 COMMON_RESPONSES = {

@@ -24,6 +24,8 @@ log = logging.getLogger("personae")
 T = TypeVar("T")
 #: what nginx logs for a request whose client closed the connection before the answer
 CLIENT_CLOSED_REQUEST = 499
+#: the last event of an OpenAI-dialect stream that finished (never sent after an error)
+OPENAI_DONE = b"data: [DONE]\n\n"
 
 
 def _event(name: str, data: Any) -> bytes:
@@ -127,7 +129,12 @@ async def _disconnected(receive: Receive) -> None:
 def final_stream(recorded: bytes) -> bytes | None:
     """A finished stream told again in brief (what an idempotent retry gets back): one
     `delta` with the whole text, then the stream's `message` event as it was sent. None for
-    a stream that did not end with its message (an `error` event, or cut short)."""
+    a stream that did not end with its message (an `error` event, or cut short).
+
+    An OpenAI-dialect stream (`data:` lines only, dialects/openai) that ended with its
+    `[DONE]` is kept as it was sent: its chunks are small, and its clients read them all."""
+    if recorded.endswith(OPENAI_DONE):
+        return recorded
     text: list[str] = []
     message: bytes | None = None
     for block in recorded.split(b"\n\n"):

@@ -17,7 +17,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
-from personae.text import NAME, TEXT
+from personae.text import LINE, NAME, TEXT
 
 MAX_NAME = 100
 MAX_DESCRIPTION = 1_000
@@ -32,6 +32,11 @@ MAX_TAGS = 20
 MAX_TAG = 32
 MAX_TAGS_GIVEN = 100  # before normalisation (duplicates and case variants fold together)
 MIN_AGE, MAX_AGE = 18, 10_000
+# The other Character Card fields (character/card.py maps a card onto them).
+MAX_CHARACTER_SYSTEM_PROMPT = 8_000
+MAX_POST_HISTORY = 4_000
+MAX_CREATOR_NOTES = 4_000
+MAX_CARD_LINE = 200  # the card's author and version
 
 
 def normalize_tags(tags: list[str]) -> list[str]:
@@ -138,6 +143,42 @@ ExampleDialogue = Annotated[
     ),
 ]
 Age = Annotated[int, Field(ge=MIN_AGE, le=MAX_AGE, description="18 or older.")]
+CharacterSystemPrompt = Annotated[
+    str,
+    StringConstraints(max_length=MAX_CHARACTER_SYSTEM_PROMPT),
+    TEXT,
+    Field(
+        description="The character's own system prompt (a Character Card's `system_prompt`), "
+        "part of the system message of every conversation with it."
+    ),
+]
+PostHistoryInstructions = Annotated[
+    str,
+    StringConstraints(max_length=MAX_POST_HISTORY),
+    TEXT,
+    Field(
+        description="An instruction sent after the conversation's history, as a system "
+        "message (a Character Card's `post_history_instructions`)."
+    ),
+]
+CreatorNotes = Annotated[
+    str,
+    StringConstraints(max_length=MAX_CREATOR_NOTES),
+    TEXT,
+    Field(description="Notes for people using the character; never part of a prompt."),
+]
+CardCreator = Annotated[
+    str,
+    StringConstraints(max_length=MAX_CARD_LINE),
+    LINE,
+    Field(description="The card's author as the card names them (not the owning account)."),
+]
+CardVersion = Annotated[
+    str,
+    StringConstraints(max_length=MAX_CARD_LINE),
+    LINE,
+    Field(description="The card's own version (`character_version`)."),
+]
 
 
 @dataclass(frozen=True)

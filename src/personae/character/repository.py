@@ -14,7 +14,7 @@ import secrets
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -43,6 +43,7 @@ from personae.models import (
     CatalogueCount,
     Character,
     CharacterActivity,
+    CharacterLorebook,
     CharacterTag,
     Favorite,
     Image,
@@ -157,6 +158,29 @@ class CharacterRepository:
                     for t in character.tags
                 ],
             )
+
+    # a character's lorebook
+    async def get_lorebook(self, character_id: str) -> CharacterLorebook | None:
+        return await self.session.get(CharacterLorebook, character_id)
+
+    async def set_lorebook(
+        self, character_id: str, book: dict[str, Any], now: datetime
+    ) -> CharacterLorebook:
+        """Set or replace the book (after the character's row: the lock order)."""
+        row = await self.get_lorebook(character_id)
+        if row is None:
+            row = CharacterLorebook(character_id=character_id, book=book, updated_at=now)
+            self.session.add(row)
+        else:
+            row.book, row.updated_at = book, now
+        await self.session.flush()
+        return row
+
+    async def delete_lorebook(self, character_id: str) -> bool:
+        result = await self.session.execute(
+            delete(CharacterLorebook).where(CharacterLorebook.character_id == character_id)
+        )
+        return affected_rows(result) > 0
 
     async def delete(self, character: Character) -> None:
         was = await self._catalogued(character.id)

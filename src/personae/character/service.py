@@ -6,13 +6,23 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, TypedDict
+from typing import Any, TypedDict, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from personae.account.caps import CHARACTERS, AccountCaps, CapCheck
+from personae.character.card import ImportedCard, Spec, build_card, card_json, parse_card
+from personae.character.card_files import (
+    CardFile,
+    Container,
+    charx_with_card,
+    place_icon,
+    png_with_card,
+    read_card_file,
+)
 from personae.character.cursor import decode_cursor, encode_cursor
+from personae.character.lorebook import validate_book
 from personae.character.repository import (
     CatalogueSort,
     CharacterRepository,
@@ -24,7 +34,7 @@ from personae.db.hooks import after_commit
 from personae.errors import Forbidden, InvalidRequest, NotFound
 from personae.ids import new_id
 from personae.model.repository import ModelRepository
-from personae.models import Account, Character, Favorite
+from personae.models import Account, Character, CharacterLorebook, Favorite
 from personae.models.character import Visibility
 from personae.pagination import CursorRequest, Page, PageRequest
 from personae.storage.files import Storage, new_key, owner_of
@@ -46,11 +56,24 @@ class CharacterChanges(TypedDict, total=False):
     greeting: str
     alternate_greetings: list[str]
     example_dialogue: str
+    system_prompt: str
+    post_history_instructions: str
+    creator_notes: str
+    card_creator: str
+    card_version: str
+    card_extensions: dict[str, Any]
+    card_extras: dict[str, Any]
     appearance_prompt: str
     age: int | None
     tags: list[str]
     visibility: Visibility
     sd_model_id: str | None
+
+
+def _read_card(raw: bytes, max_image_bytes: int) -> tuple[CardFile, ImportedCard]:
+    """A card's file read and its card checked (blocking: run in a thread)."""
+    found = read_card_file(raw, max_image_bytes)
+    return found, parse_card(found.card)
 
 
 def not_found(character_id: str) -> NotFound:
@@ -234,6 +257,72 @@ class CharacterService:
             setattr(character, field, value)
         if image_key:
             character.image_key = image_key
+
+    # Character Cards and lorebooks
+    async def import_card(self, owner: Account, raw: bytes, visibility: Visibility) -> Character:
+        """A character made from a card's file (character/card_files.py), like `create`:
+        the same caps, the `character.created` event; a PNG's image (a CHARX's icon) is its
+        avatar, re-encoded like any upload. Checked whole before anything is written."""
+        found, imported = await asyncio.to_thread(_read_card, raw, self.max_upload_bytes)
+        changes = cast(CharacterChanges, imported.changes)
+        character = await self.create(owner, changes, visibility, found.image)
+        if imported.book is not None:
+            await self.repo.set_lorebook(character.id, imported.book, character.created_at)
+        return character
+
+    async def export_card(
+        self, account: Account, character_id: str, container: Container, spec: Spec
+    ) -> bytes:
+        """A visible character as a card file (404 like reading it)."""
+        character = await self.get_visible(account, character_id)
+        row = await self.repo.get_lorebook(character.id)
+        book = row.book if row else None
+        card = build_card(character, book, spec)
+        image = None
+        if container != "json" and character.image_key:
+            image = await self.storage.read(character.image_key)
+        ext = character.image_key.rsplit(".", 1)[1] if image and character.image_key else None
+        place_icon(card, container, ext)
+        text = card_json(card)
+        if container == "json":
+            return text
+        if container == "charx":
+            return await asyncio.to_thread(charx_with_card, card, text, image)
+        texts = {"chara": text}
+        if spec == "v3":  # V2 readers read `chara`: a V2 card beside the V3 one
+            texts = {"chara": card_json(build_card(character, book, "v2")), "ccv3": text}
+        return await asyncio.to_thread(png_with_card, image, texts)
+
+    async def book_of(self, character_id: str) -> dict[str, Any] | None:
+        """The lorebook a turn with the character reads (None: it has none)."""
+        row = await self.repo.get_lorebook(character_id)
+        return row.book if row else None
+
+    async def lorebook(self, account: Account, character_id: str) -> CharacterLorebook | None:
+        """The book of one's own character (None: it has none)."""
+        character = await self.get_own(account, character_id)
+        return await self.repo.get_lorebook(character.id)
+
+    async def set_lorebook(
+        self, account: Account, character_id: str, book: Any
+    ) -> CharacterLorebook:
+        """Replace the book of one's own character, checked (character/lorebook.py) and
+        kept as given."""
+        character = await self.get_own(account, character_id)
+        await asyncio.to_thread(validate_book, book)
+        # The character's row first, then the book's: the order every change takes.
+        character.updated_at = utcnow()
+        await self.repo.session.flush()
+        row = await self.repo.set_lorebook(character.id, book, character.updated_at)
+        await self._emit(character, "character.updated")
+        return row
+
+    async def delete_lorebook(self, account: Account, character_id: str) -> None:
+        character = await self.get_own(account, character_id)
+        character.updated_at = utcnow()
+        await self.repo.session.flush()
+        if await self.repo.delete_lorebook(character.id):
+            await self._emit(character, "character.updated")
 
     # likes and favorites
     async def like(self, account: Account, character_id: str) -> Character:

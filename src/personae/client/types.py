@@ -81,6 +81,11 @@ class Character(APIObject):
     greeting: str
     alternate_greetings: list[str]
     example_dialogue: str
+    system_prompt: str = ""
+    post_history_instructions: str = ""
+    creator_notes: str = ""
+    card_creator: str = ""
+    card_version: str = ""
     tags: list[str]
     image_url: str | None
     created_at: datetime
@@ -270,6 +275,11 @@ class Agent(APIObject):
     greeting: str
     alternate_greetings: list[str]
     example_dialogue: str
+    system_prompt: str = ""
+    post_history_instructions: str = ""
+    creator_notes: str = ""
+    card_creator: str = ""
+    card_version: str = ""
     avatar_url: str | None
     age: int | None
     tags: list[str]
@@ -357,6 +367,11 @@ class CharacterFields(TypedDict, total=False):
     greeting: str
     alternate_greetings: list[str]
     example_dialogue: str
+    system_prompt: str
+    post_history_instructions: str
+    creator_notes: str
+    card_creator: str
+    card_version: str
     tags: list[str]
     appearance_prompt: str
     age: int | None
@@ -374,6 +389,11 @@ class AgentFields(TypedDict, total=False):
     greeting: str
     alternate_greetings: list[str]
     example_dialogue: str
+    system_prompt: str
+    post_history_instructions: str
+    creator_notes: str
+    card_creator: str
+    card_version: str
     sd_model_id: str | None
     age: int | None
     tags: list[str]

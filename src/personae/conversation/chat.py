@@ -32,12 +32,14 @@ from personae.character.activity import ChatActivity
 from personae.character.service import CharacterService
 from personae.conversation.cleaning import TEMPLATE_TOKENS, AnswerFilter, user_markers
 from personae.conversation.fields import TurnOptions
+from personae.conversation.lore import LoreSettings, RecentTexts, select_lore
 from personae.conversation.prompt import (
     USER_NAME,
     FittedHistory,
     HistoryMessage,
     Prompt,
     PromptTemplate,
+    fill_names,
     fit_history,
     greetings,
 )
@@ -72,6 +74,8 @@ HOLD_MARGIN_TOKENS = 64
 # one cut off by `max_tokens`, whose reason is "length"); `thought_process` shows it.
 TIME_LIMIT = "time_limit"
 _background: set[asyncio.Task[None]] = set()
+# A character's lorebook as stored (character/lorebook.py), or None.
+Lorebook = dict[str, Any] | None
 
 
 @dataclass
@@ -84,6 +88,11 @@ class TurnResult:
     thought_process: dict[str, Any] | None
     # A regeneration's message, with its new version selected (None for other turns).
     regenerated: MessageDetail | None = None
+    # What the turn used, as charged: the prompt's tokens (the engine's count, else ours),
+    # the answer's, and why the answer ended (`stop`, `length` or `time_limit`).
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str = "stop"
 
 
 @dataclass
@@ -103,6 +112,7 @@ class PreparedTurn:
     character_id: str | None = None
     speaker: str | None = None  # the character's name, stripped if the model labels itself
     regenerates: str | None = None  # the id of the message this turn answers again
+    lore: dict[str, Any] | None = None  # what the lorebook added, for `verbose`
     _used: bool = field(default=False, repr=False)
 
     async def run(self) -> TurnResult:
@@ -114,7 +124,7 @@ class PreparedTurn:
     async def stream(self) -> AsyncIterator[Delta | TurnResult]:
         assert not self._used, "a prepared turn generates once"
         self._used = True
-        stops = TEMPLATE_TOKENS + user_markers(USER_NAME)
+        stops = TEMPLATE_TOKENS + user_markers(USER_NAME) + self.options.stop
         params = GenerationParams(
             max_tokens=self.options.max_tokens,
             sampling=self.options.sampling.over(self.engine.sampling.over(HOUSE_SAMPLING)),
@@ -241,9 +251,12 @@ class ChatService:
         *,
         caps: AccountCaps | None = None,
         max_generation_seconds: float | None = None,
+        lore: LoreSettings | None = None,
     ) -> None:
         """`caps`: the per-account caps a turn that starts a conversation checks;
-        `max_generation_seconds`: how long a turn may generate (None: no limit)."""
+        `max_generation_seconds`: how long a turn may generate (None: no limit); `lore`:
+        how deep lorebooks scan and how many tokens they may add."""
+        self.lore = lore or LoreSettings()
         self.sessionmaker = sessionmaker
         self.writer = writer
         self.caps = caps
@@ -255,6 +268,31 @@ class ChatService:
         self.activity = activity  # messages toward trending, written in batches
 
     # preparing turns
+    async def _book(self, session: AsyncSession, character: Character | None) -> Lorebook:
+        if character is None:
+            return None
+        return await CharacterService(session, self.storage).book_of(character.id)
+
+    async def _render(
+        self,
+        engine: LLMEngine,
+        character: Character | None,
+        system_prompt: str,
+        book: Lorebook,
+        recent: RecentTexts,
+    ) -> Prompt:
+        """The prompt of every kind of turn: the template, with what the character's
+        lorebook adds for the `recent` messages (conversation/lore.py)."""
+        lore = None
+        if character is not None and book is not None:
+            name = character.name
+
+            def fill(text: str) -> str:
+                return fill_names(text, name, USER_NAME)
+
+            lore = await select_lore(book, recent, engine.count_tokens, self.lore, fill)
+        return self.template.render(character, system_prompt, lore=lore)
+
     async def _model(self, session: AsyncSession, llm_id: str | None) -> Model:
         return await ModelService(session).resolve_llm(llm_id)
 
@@ -396,13 +434,27 @@ class ChatService:
         # Reads first, in a session of their own: they lock nothing and wait for no writer.
         async with self.sessionmaker() as session:
             character = conversation.character if conversation else new_with
-            prompt = self.template.render(
-                character, conversation.system_prompt if conversation else ""
-            )
             # A new conversation opens with the character's greeting (stored below).
             opening = greetings(new_with)[:1] if conversation is None and new_with else []
-            fixed = [prompt.system, *opening, content, prompt.post_history]
             repo = ConversationRepository(session)
+
+            async def recent(n: int) -> list[str]:
+                texts = [*opening, content]
+                if conversation is not None and n > 1:
+                    rows = await repo.history_before(
+                        conversation.id, conversation.last_seq + 1, n - 1
+                    )
+                    texts = [*(row.content for row in reversed(rows)), content]
+                return texts[-n:]
+
+            prompt = await self._render(
+                engine,
+                character,
+                conversation.system_prompt if conversation else "",
+                await self._book(session, character),
+                recent,
+            )
+            fixed = [prompt.system, *opening, content, prompt.post_history]
             fitted = await self._fit(engine, repo, conversation, fixed, options, model_id=model.id)
         # Then the writes, in the lock order: money, conversation, character, records.
         async with self.writer.begin() as session:
@@ -448,6 +500,7 @@ class ChatService:
                 conversation=conversation,
                 character_id=conversation.character_id,
                 speaker=character.name if character else None,
+                lore=prompt.lore,
             )
         )
 
@@ -455,23 +508,29 @@ class ChatService:
         self,
         account: Account,
         messages: list[tuple[Role, str]],
-        llm_id: str,
+        llm_id: str | None,
         agent_id: str | None,
         options: TurnOptions,
     ) -> PreparedTurn:
-        """A stateless completion: nothing is stored but the usage and the charge."""
+        """A stateless completion: nothing is stored but the usage and the charge. Without
+        `llm_id`, the default model (as a new conversation with a character gets)."""
         async with self.sessionmaker() as session:
             model = await self._model(session, llm_id)
             agent = None
             if agent_id is not None:
                 agent = await CharacterService(session, self.storage).get_visible(account, agent_id)
+            book = await self._book(session, agent)
         engine = await self._engine(model)
-        prompt = self.template.render(agent, "")
+
+        async def recent(n: int) -> list[str]:
+            return [c for _, c in messages][-n:]
+
+        prompt = await self._render(engine, agent, "", book, recent)
         *history, last = [ChatMessage(r, c) for r, c in messages]
         if last.role == "user":
             chat = assemble(prompt, history, last.content)
         else:  # the caller ends on another role: no instruction after it
-            chat = [*assemble(Prompt(prompt.system, ""), history, None), last]
+            chat = [*assemble(Prompt(prompt.system, "", prompt.lore), history, None), last]
         fitted = await self._fit(engine, None, None, [m.content for m in chat], options)
         async with self.writer.begin() as session:
             hold = await self._hold(session, account, model, fitted, options)
@@ -489,6 +548,7 @@ class ChatService:
                 turn_id,
                 character_id=agent.id if agent else None,
                 speaker=agent.name if agent else None,
+                lore=prompt.lore,
             )
         )
 
@@ -509,9 +569,16 @@ class ChatService:
             model = await self._conversation_model(session, conversation, llm_id)
         engine = await self._engine(model)
         async with self.sessionmaker() as session:
-            prompt = self.template.render(conversation.character, conversation.system_prompt)
-            fixed = [prompt.system, prompt.post_history]
             repo = ConversationRepository(session)
+
+            async def recent(n: int) -> list[str]:
+                rows = await repo.history_before(conversation.id, target.seq, n)
+                return [row.content for row in reversed(rows)]
+
+            character = conversation.character
+            book = await self._book(session, character)
+            prompt = await self._render(engine, character, conversation.system_prompt, book, recent)
+            fixed = [prompt.system, prompt.post_history]
             fitted = await self._fit(
                 engine, repo, conversation, fixed, options, target.seq, model.id
             )
@@ -541,6 +608,7 @@ class ChatService:
                 character_id=conversation.character_id,
                 speaker=conversation.character.name if conversation.character else None,
                 regenerates=target.id,
+                lore=prompt.lore,
             )
         )
 
@@ -611,8 +679,19 @@ class ChatService:
                 },
                 "cost": charged / 1_000_000,
             }
+            if turn.lore is not None:
+                thought["lorebook"] = turn.lore
         return TurnResult(
-            message_id, content, now, conversation, turn.character_id, thought, regenerated
+            message_id,
+            content,
+            now,
+            conversation,
+            turn.character_id,
+            thought,
+            regenerated,
+            prompt_tokens,
+            finish.completion_tokens,
+            finish.finish_reason,
         )
 
     async def _release(self, turn: PreparedTurn) -> None:

@@ -45,6 +45,8 @@ class TurnOptions:
     sampling: Sampling = field(default_factory=Sampling)  # the request's overrides
     seed: int | None = None
     verbose: bool = False
+    # The caller's own stop sequences (the OpenAI dialect's `stop`), besides the house's.
+    stop: tuple[str, ...] = ()
 
 
 class ChatOptions(Sampling, JsonIntegers):

@@ -12,11 +12,12 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
+from personae.conversation.lore import Lore
 from personae.engines.llm.base import ChatMessage, LLMEngine, Role
 from personae.models import Character
 
@@ -27,7 +28,11 @@ DEFAULT_TEMPLATE = """\
 {%- block system -%}
 {%- if character -%}
 Your name is {{ char }}.
-{%- if character.description %} You are {{ char }}, {{ character.description }}{% endif %}
+{%- if lore_before %}
+{{ lore_before }}
+{%- endif %}
+{%- if character.description %}{{ "\\n" if lore_before else " " }}You are {{ char }}, \
+{{ character.description }}{% endif %}
 {%- if character.personality %}
 {{ char }}'s personality: {{ character.personality }}
 {%- endif %}
@@ -41,6 +46,12 @@ Scenario: {{ character.scenario }}
 How {{ char }} talks, for example:
 {{ character.example_dialogue }}
 {%- endif %}
+{%- if lore_after %}
+{{ lore_after }}
+{%- endif %}
+{%- if character.system_prompt %}
+{{ character.system_prompt }}
+{%- endif %}
 {%- endif %}
 {%- if system_prompt %}
 {{ system_prompt }}
@@ -53,7 +64,11 @@ and never write {{ user }}'s lines.
 {%- block post_history -%}
 {#- An instruction sent after the user's message, as a system message. Empty by default:
     with the bundled 135M model, "Reply as {{ char }}." there halved how often a character
-    repeats what the user told it (bench/bench_persona.py); write one for larger models. -#}
+    repeats what the user told it (bench/bench_persona.py); write one for larger models.
+    A character's own post-history instructions (a Character Card's) go here. -#}
+{%- if character and character.post_history_instructions -%}
+{{ character.post_history_instructions }}
+{%- endif -%}
 {%- endblock -%}
 """
 
@@ -67,7 +82,15 @@ HISTORY_BATCH_MAX = 4096
 # names Personae does not know, so the user is "User", as chat templates call them.
 USER_NAME = "User"
 # The character's texts that the template sees, with `{{char}}` and `{{user}}` filled in.
-CHARACTER_TEXTS = ("description", "personality", "background", "scenario", "example_dialogue")
+CHARACTER_TEXTS = (
+    "description",
+    "personality",
+    "background",
+    "scenario",
+    "example_dialogue",
+    "system_prompt",
+    "post_history_instructions",
+)
 
 _env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
 # Character Cards write the two names as macros; `<BOT>` and `<USER>` are the older spelling.
@@ -88,7 +111,8 @@ def greetings(character: Character, user: str = USER_NAME) -> list[str]:
     """The character's greeting and its alternates, names filled in ([] without one)."""
     if not character.greeting:
         return []
-    texts = [character.greeting, *(character.alternate_greetings or [])]
+    # An imported card's alternates may hold empty ones (kept for its export): not offered.
+    texts = [character.greeting, *(g for g in character.alternate_greetings or [] if g)]
     return [fill_names(t, character.name, user) for t in texts]
 
 
@@ -99,11 +123,13 @@ def _example_dialogue(text: str) -> str:
 
 @dataclass(frozen=True)
 class Prompt:
-    """What the template makes of a turn: the system message that opens the prompt, and the
-    instruction that follows the user's last message (empty: none)."""
+    """What the template makes of a turn: the system message that opens the prompt, the
+    instruction that follows the user's last message (empty: none), and what the
+    character's lorebook added, as `verbose` reports it (None: it has no book)."""
 
     system: str
     post_history: str
+    lore: dict[str, Any] | None = None
 
 
 class PromptTemplate:
@@ -118,9 +144,18 @@ class PromptTemplate:
         return cls(path.read_text()) if path else cls()
 
     def render(
-        self, character: Character | None, system_prompt: str, user: str = USER_NAME
+        self,
+        character: Character | None,
+        system_prompt: str,
+        user: str = USER_NAME,
+        lore: Lore | None = None,
     ) -> Prompt:
+        """`lore`: what the character's lorebook adds (`conversation/lore.py`), as
+        `lore_before` and `lore_after` for the template."""
         context: dict[str, object] = {"system_prompt": system_prompt, "user": user, "char": ""}
+        context["lore_before"] = lore.before if lore else ""
+        context["lore_after"] = lore.after if lore else ""
+        report = lore.report if lore else None
         if character is not None:
             texts = {k: fill_names(getattr(character, k) or "", character.name, user)
                      for k in CHARACTER_TEXTS}  # fmt: skip
@@ -131,8 +166,9 @@ class PromptTemplate:
             context["character"] = None
         blocks = self.template.blocks
         if "system" not in blocks:
-            return Prompt(self.template.render(context).strip(), "")
-        return Prompt(self._block("system", context), self._block("post_history", context))
+            return Prompt(self.template.render(context).strip(), "", report)
+        system, post = self._block("system", context), self._block("post_history", context)
+        return Prompt(system, post, report)
 
     def system_message(self, character: Character | None, system_prompt: str) -> str:
         return self.render(character, system_prompt).system

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Date, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -40,6 +41,18 @@ class Character(Base):
     greeting: Mapped[str] = mapped_column(Text, default="", server_default="")
     alternate_greetings: Mapped[list[str]] = mapped_column(JSON, default=list)
     example_dialogue: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # The rest of a Character Card (character/card.py): the card's own system prompt and
+    # post-history instructions (both shape the prompt), its notes, author and version.
+    system_prompt: Mapped[str] = mapped_column(Text, default="", server_default="")
+    post_history_instructions: Mapped[str] = mapped_column(Text, default="", server_default="")
+    creator_notes: Mapped[str] = mapped_column(Text, default="", server_default="")
+    card_creator: Mapped[str] = mapped_column(Text, default="", server_default="")
+    card_version: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # The card's `extensions` object, verbatim, and what else of an imported card has no
+    # column (`CardExtras`: unknown fields, the names and tags as the card wrote them), so
+    # that an export gives back what was imported.
+    card_extensions: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    card_extras: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # As given, without the age prefix; see `full_appearance_prompt`.
     appearance_prompt: Mapped[str] = mapped_column(Text, default="")
     age: Mapped[int | None] = mapped_column(Integer)
@@ -189,3 +202,20 @@ class CharacterActivity(Base):
     )
     day: Mapped[date] = mapped_column(Date, primary_key=True, index=True)
     chats: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CharacterLorebook(Base):
+    """A character's lorebook (a Character Card's `character_book`): the book as a JSON
+    document, validated by `character/lorebook.py` and kept as given, entries included.
+
+    A row of its own rather than a column of `characters`: a book may hold hundreds of
+    entries, and only a turn, an export and the lorebook's own endpoints read it, never the
+    catalogue's pages."""
+
+    __tablename__ = "character_lorebooks"
+
+    character_id: Mapped[str] = mapped_column(
+        ForeignKey("characters.id", ondelete="CASCADE"), primary_key=True
+    )
+    book: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -51,6 +51,10 @@ class Storage(ABC):
     async def delete(self, key: str) -> None: ...
 
     @abstractmethod
+    async def read(self, key: str) -> bytes | None:
+        """A file's bytes (a character's avatar, to export it in a card); None if absent."""
+
+    @abstractmethod
     def url(self, key: str, *, public: bool = False) -> str:
         """A public file's plain URL, or else a signed one that expires."""
 
@@ -101,6 +105,15 @@ class LocalStorage(Storage):
     async def delete(self, key: str) -> None:
         if KEY_RE.match(key):
             await asyncio.to_thread((self.root / key).unlink, True)
+
+    async def read(self, key: str) -> bytes | None:
+        path = self.path(key)
+        if path is None:
+            return None
+        try:
+            return await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError:  # deleted since `path` looked
+            return None
 
     def url(self, key: str, *, public: bool = False) -> str:
         plain = f"{self.public_url}/files/{key}"

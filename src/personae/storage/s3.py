@@ -141,6 +141,26 @@ class S3Storage(Storage):
             with self._lock:
                 self._urls.pop(key, None)
 
+    async def read(self, key: str) -> bytes | None:
+        if not KEY_RE.match(key):
+            return None
+
+        def get() -> bytes | None:
+            try:
+                response = self.client.get_object(Bucket=self.bucket, Key=self.object_key(key))
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                    return None
+                raise
+            body: bytes = response["Body"].read()
+            return body
+
+        try:
+            return await asyncio.to_thread(get)
+        except (BotoCoreError, ClientError) as exc:
+            log.warning("S3 read of %s failed: %s", key, exc)
+            raise ServiceUnavailable("File storage is unavailable") from exc
+
     async def _call(self, what: str, key: str, method: Callable[..., Any], **params: Any) -> None:
         try:
             await asyncio.to_thread(method, **params)

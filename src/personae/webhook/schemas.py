@@ -37,6 +37,11 @@ class CharacterDetail(BaseModel):
     greeting: str
     alternate_greetings: list[str]
     example_dialogue: str
+    system_prompt: str = ""
+    post_history_instructions: str = ""
+    creator_notes: str = ""
+    card_creator: str = ""
+    card_version: str = ""
     tags: list[str]
     image_url: str | None
     created_at: Timestamp

@@ -12,12 +12,17 @@ from personae.character.fields import (
     AlternateGreetings,
     Appearance,
     Background,
+    CardCreator,
+    CardVersion,
+    CharacterSystemPrompt,
+    CreatorNotes,
     Description,
     ExampleDialogue,
     Greeting,
     Name,
     NotNull,
     Personality,
+    PostHistoryInstructions,
     Scenario,
     Tags,
 )
@@ -92,6 +97,11 @@ class AgentCreate(JsonIntegers):
     greeting: Greeting = ""
     alternate_greetings: AlternateGreetings = []
     example_dialogue: ExampleDialogue = ""
+    system_prompt: CharacterSystemPrompt = ""
+    post_history_instructions: PostHistoryInstructions = ""
+    creator_notes: CreatorNotes = ""
+    card_creator: CardCreator = ""
+    card_version: CardVersion = ""
     sd_model_id: IdRef | None = Field(
         default=None, description="An enabled image model, for the avatar."
     )
@@ -115,6 +125,11 @@ class AgentUpdate(JsonIntegers):
     greeting: Annotated[Greeting | None, NotNull] = None
     alternate_greetings: Annotated[AlternateGreetings | None, NotNull] = None
     example_dialogue: Annotated[ExampleDialogue | None, NotNull] = None
+    system_prompt: Annotated[CharacterSystemPrompt | None, NotNull] = None
+    post_history_instructions: Annotated[PostHistoryInstructions | None, NotNull] = None
+    creator_notes: Annotated[CreatorNotes | None, NotNull] = None
+    card_creator: Annotated[CardCreator | None, NotNull] = None
+    card_version: Annotated[CardVersion | None, NotNull] = None
     sd_model_id: IdRef | None = Field(default=None, description="null clears it.")
     age: Age | None = Field(default=None, description="null clears it.")
     tags: Annotated[Tags | None, NotNull] = None
@@ -132,6 +147,11 @@ class AgentOut(BaseModel):
     greeting: str
     alternate_greetings: list[str]
     example_dialogue: str
+    system_prompt: str = ""
+    post_history_instructions: str = ""
+    creator_notes: str = ""
+    card_creator: str = ""
+    card_version: str = ""
     avatar_url: str | None
     age: int | None
     tags: list[str]

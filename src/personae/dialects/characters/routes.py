@@ -26,6 +26,7 @@ from personae.character.fields import Tags
 from personae.character.repository import CatalogueSort
 from personae.character.service import CharacterChanges
 from personae.dialects.characters.body import read_character_body
+from personae.dialects.characters.cards import router as cards_router
 from personae.dialects.characters.chat import router as chat_router
 from personae.dialects.characters.render import summary
 from personae.dialects.characters.schemas import (
@@ -329,5 +330,6 @@ async def remove_favorite(
     return Done(message="Character removed from favorites", character_id=character_id)
 
 
+router.include_router(cards_router)
 router.include_router(chat_router)
 router.include_router(webhooks_router)

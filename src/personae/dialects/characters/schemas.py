@@ -25,12 +25,17 @@ from personae.character.fields import (
     AlternateGreetings,
     Appearance,
     Background,
+    CardCreator,
+    CardVersion,
+    CharacterSystemPrompt,
+    CreatorNotes,
     Description,
     ExampleDialogue,
     Greeting,
     Name,
     NotNull,
     Personality,
+    PostHistoryInstructions,
     Scenario,
     Tags,
 )
@@ -139,6 +144,11 @@ class CharacterCreate(JsonIntegers):
     greeting: Greeting = ""
     alternate_greetings: AlternateGreetings = []
     example_dialogue: ExampleDialogue = ""
+    system_prompt: CharacterSystemPrompt = ""
+    post_history_instructions: PostHistoryInstructions = ""
+    creator_notes: CreatorNotes = ""
+    card_creator: CardCreator = ""
+    card_version: CardVersion = ""
     tags: Tags = []
     appearance_prompt: Appearance = ""
     age: Age | None = None
@@ -157,6 +167,11 @@ class CharacterUpdate(JsonIntegers):
     greeting: Annotated[Greeting | None, NotNull] = None
     alternate_greetings: Annotated[AlternateGreetings | None, NotNull] = None
     example_dialogue: Annotated[ExampleDialogue | None, NotNull] = None
+    system_prompt: Annotated[CharacterSystemPrompt | None, NotNull] = None
+    post_history_instructions: Annotated[PostHistoryInstructions | None, NotNull] = None
+    creator_notes: Annotated[CreatorNotes | None, NotNull] = None
+    card_creator: Annotated[CardCreator | None, NotNull] = None
+    card_version: Annotated[CardVersion | None, NotNull] = None
     tags: Annotated[Tags | None, NotNull] = None
     appearance_prompt: Annotated[Appearance | None, NotNull] = None
     age: Age | None = Field(default=None, description="null clears it.")
@@ -207,6 +222,16 @@ class Done(BaseModel):
     success: Literal[True] = True
     message: str
     character_id: str
+
+
+class LorebookOut(BaseModel):
+    """`/v1/characters/{id}/lorebook`."""
+
+    character_id: str
+    lorebook: dict[str, Any] | None = Field(
+        description="The book as it was given (a card's `character_book`); null: none."
+    )
+    updated_at: Timestamp | None
 
 
 class LikeState(BaseModel):
