@@ -3,6 +3,7 @@ resource, over real HTTP: nothing here is mocked."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 
@@ -70,6 +71,59 @@ def test_characters_create_get_update_like_delete(client: Personae) -> None:
         client.characters.get(made.id)
     assert missing.value.status_code == 404
     assert missing.value.code == "not_found"
+
+
+CARD = {
+    "spec": "chara_card_v2",
+    "spec_version": "2.0",
+    "data": {
+        "name": "Seren", "description": "A lighthouse keeper\r\nof the north", "personality": "Quiet",
+        "scenario": "A storm", "first_mes": "Come in from the rain, {{user}}.", "mes_example": "",
+        "creator_notes": "", "system_prompt": "Speak softly.", "post_history_instructions": "",
+        "alternate_greetings": ["Shut the door!"], "tags": ["sea"], "creator": "someone",
+        "character_version": "1.2", "extensions": {"depth_prompt": {"depth": 4, "prompt": "x"}},
+        "character_book": {"entries": [
+            {"keys": ["lamp"], "content": "The lamp has burned for ninety years.", "enabled": True,
+             "insertion_order": 1},
+        ]},
+    },
+}  # fmt: skip
+
+
+def test_cards_import_export_and_lorebooks(client: Personae) -> None:
+    seren = client.characters.import_card(CARD, visibility="private")
+    assert (seren.name, seren.visibility, seren.system_prompt) == (
+        "Seren",
+        "private",
+        "Speak softly.",
+    )
+    as_json = client.characters.export_card(seren.id, format="json")
+    assert as_json.media_type == "application/json"
+    assert json.loads(as_json.content) == CARD  # exactly what was imported
+    as_png = client.characters.export_card(seren.id, spec="v3")
+    assert as_png.content.startswith(b"\x89PNG")
+    assert as_png.filename
+    assert as_png.rate_limit is not None
+    again = client.characters.import_card(as_png.content)  # the PNG, as a file
+    assert again.name == "Seren"
+    assert again.id != seren.id
+    exported = json.loads(client.characters.export_card(again.id, format="json").content)
+    assert exported["data"] == CARD["data"] | {"group_only_greetings": []}  # V3's, from the PNG
+
+    book = client.characters.lorebook(seren.id)
+    assert book.lorebook is not None
+    assert [e["keys"] for e in book.lorebook["entries"]] == [["lamp"]]
+    changed = client.characters.set_lorebook(
+        seren.id, {"entries": [{"keys": ["storm"], "content": "Storms come from the west."}]}
+    )
+    assert changed.lorebook is not None
+    assert changed.updated_at is not None
+    assert changed.lorebook["entries"][0]["keys"] == ["storm"]
+    assert client.characters.delete_lorebook(seren.id).id == seren.id
+    assert client.characters.lorebook(seren.id).lorebook is None
+    with pytest.raises(BadRequestError) as malformed:
+        client.characters.import_card(b"not a card")
+    assert malformed.value.code == "invalid_request"
 
 
 def test_the_catalogue_iterates_every_page(client: Personae) -> None:

@@ -145,6 +145,21 @@ async def test_every_async_resource(live: Live) -> None:
             assert [d.event async for d in deliveries] == ["ping"]
             assert (await client.webhooks.delete(hook.id)).id == hook.id
 
+        # cards and lorebooks
+        card = {"spec": "chara_card_v2", "spec_version": "2.0",
+                "data": {"name": "Card", "description": "d", "personality": "p", "scenario": "",
+                         "first_mes": "", "mes_example": "", "extensions": {}}}  # fmt: skip
+        imported = await client.characters.import_card(card)
+        exported = await client.characters.export_card(imported.id, format="charx")
+        assert exported.media_type == "application/zip"
+        from_charx = await client.characters.import_card(exported.content)
+        assert from_charx.name == "Card"
+        book = {"entries": [{"keys": ["k"], "content": "c"}]}
+        assert (await client.characters.set_lorebook(imported.id, book)).lorebook is not None
+        assert (await client.characters.lorebook(imported.id)).lorebook is not None
+        assert (await client.characters.delete_lorebook(imported.id)).id == imported.id
+        made += [imported, from_charx]
+
         for character in made:
             assert (await client.characters.delete(character.id)).id == character.id
         with pytest.raises(NotFoundError):

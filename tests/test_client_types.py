@@ -19,6 +19,7 @@ SCHEMAS: dict[type[BaseModel], str] = {
     types.Creator: "Creator",
     types.CharacterStats: "CharacterStats",
     types.LikeState: "LikeState",
+    types.Lorebook: "LorebookOut",
     types.ChatMessage: "ChatMessageOut",
     types.MessageVersion: "MessageVersion",
     types.ChatConversation: "ConversationSummary",

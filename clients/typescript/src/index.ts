@@ -38,10 +38,18 @@ export { verifyWebhook, type VerifyOptions, type WebhookEvent, type WebhookHeade
 
 export {
   Characters,
+  type CardExportParams,
+  type CardFile,
+  type CardImportOptions,
+  type CardInput,
+  type CharacterCard,
+  type CharacterCardData,
   type CharacterCreateParams,
   type CharacterListParams,
   type CharacterUpdateParams,
   type ImageInput,
+  type JsonCardFile,
+  type LorebookState,
 } from "./resources/characters.js";
 export {
   Chat,

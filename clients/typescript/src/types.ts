@@ -48,6 +48,17 @@ export type Done = Schemas["Done"];
 /** `public` or `private`. */
 export type Visibility = Schemas["Visibility"];
 
+/** The answer of `GET`/`PUT /v1/characters/{id}/lorebook`, as the server describes it
+ * (`lorebook` a plain object or null; the resource types it as {@link Lorebook}). */
+export type LorebookOut = Schemas["LorebookOut"];
+/** A lorebook (a Character Card's `character_book`): the body of
+ * `PUT /v1/characters/{id}/lorebook`. Unknown fields are allowed and kept. */
+export type Lorebook = JsonBody<"/v1/characters/{character_id}/lorebook", "put">;
+/** One entry of a {@link Lorebook}: `keys` and `content`, and the optional fields. */
+export type LorebookEntry = Lorebook["entries"][number];
+/** The query of `GET /v1/characters/{id}/card`: `format` (`png`, `json`, `charx`) and `spec` (`v2`, `v3`). */
+export type CardExportQuery = QueryOf<"/v1/characters/{character_id}/card", "get">;
+
 /** A chat message of the characters API (`is_character` tells who spoke). */
 export type ChatMessage = Schemas["ChatMessageOut"];
 /** The body of `POST /v1/chat/{character_id}/messages`. */

@@ -18,6 +18,7 @@ from personae.client._response import APIObject
 __all__ = [
     "Agent",
     "AgentFields",
+    "CardFile",
     "Character",
     "CharacterBrief",
     "CharacterFields",
@@ -37,6 +38,7 @@ __all__ = [
     "InputMessage",
     "LastMessage",
     "LikeState",
+    "Lorebook",
     "Message",
     "MessageVersion",
     "Model",
@@ -108,6 +110,23 @@ class CharacterSummary(APIObject):
     created_at: datetime
     likes: int
     chat_count: int
+
+
+class Lorebook(APIObject):
+    """A character's lorebook (`character_book` of a Character Card), or None when it has
+    none; only its owner reads it."""
+
+    character_id: str
+    lorebook: dict[str, Any] | None
+    updated_at: datetime | None
+
+
+class CardFile(APIObject):
+    """A character exported as a Character Card file (`png`, `json` or `charx`)."""
+
+    content: bytes
+    media_type: str
+    filename: str | None = None
 
 
 class LikeState(APIObject):

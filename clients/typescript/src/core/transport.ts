@@ -44,18 +44,32 @@ export interface TransportSettings {
   defaultHeaders: Record<string, string>;
 }
 
-export type HttpMethod = "GET" | "POST" | "PATCH" | "DELETE";
+export type HttpMethod = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
 
 /** Query values: arrays are sent comma-separated; `undefined` and `null` are left out. */
 export type Query = Record<string, string | number | boolean | readonly string[] | null | undefined>;
+
+/**
+ * A request body sent exactly as given, with its own `Content-Type` (for instance a JSON
+ * document that must reach the server byte for byte, not re-serialized).
+ */
+export class RawBody {
+  constructor(
+    readonly data: string | Blob,
+    readonly contentType: string,
+  ) {}
+}
 
 /** One logical call (which may be sent more than once). */
 export interface APIRequest {
   method: HttpMethod;
   path: string;
   query?: Query | undefined;
-  /** A JSON value, or a `FormData` sent as multipart/form-data. */
+  /** A JSON value, a `FormData` sent as multipart/form-data, or a {@link RawBody}. */
   body?: unknown;
+  /** The `Accept` header, when not the default (`application/json`, or for a stream
+   * `text/event-stream`). */
+  accept?: string | undefined;
   /** Ask for `text/event-stream` and hand back the response unread. */
   stream?: boolean;
   options?: RequestOptions | undefined;
@@ -75,11 +89,22 @@ export interface APIStreamResult {
   controller: AbortController;
 }
 
-/** What one attempt got: the response and, unless it is a stream, its whole body. */
+/** A successful answer whose body was read as bytes (a file). */
+export interface APIBytesResult {
+  data: Uint8Array<ArrayBuffer>;
+  info: ResponseInfo;
+}
+
+/** How an attempt reads a successful answer: as text (JSON), as bytes, or not (a stream). */
+type ReadMode = "text" | "bytes" | "stream";
+
+/** What one attempt got: the response and, unless it is a stream, its whole body (as
+ * `bytes` when a successful answer was asked for as bytes, else as `text`). */
 interface Attempt {
   response: Response;
   controller: AbortController;
   text: string | undefined;
+  bytes?: Uint8Array<ArrayBuffer> | undefined;
 }
 
 /** `Retry-After` above this many seconds is not waited for: the error is thrown. */
@@ -94,18 +119,25 @@ export class Transport {
 
   /** Sends `request` and parses its JSON answer. */
   async json<T>(request: APIRequest): Promise<APIResult<T>> {
-    const { info, text } = await this.send(request, false);
+    const { info, text } = await this.send(request, "text");
     return { data: parseJson(text ?? "", info.headers) as T, info };
+  }
+
+  /** Sends `request` and returns its answer's body as bytes (an error answer is read as
+   * usual, into the typed error). */
+  async bytes(request: APIRequest): Promise<APIBytesResult> {
+    const { info, bytes } = await this.send(request, "bytes");
+    return { data: bytes ?? new Uint8Array(0), info };
   }
 
   /** Sends `request` and returns the response as it starts (for Server-Sent Events). */
   async stream(request: APIRequest): Promise<APIStreamResult> {
-    const { response, info, controller } = await this.send(request, true);
+    const { response, info, controller } = await this.send(request, "stream");
     return { response, info, controller };
   }
 
   /** The retry loop around {@link Transport.attempt}: a successful answer, or the error. */
-  private async send(request: APIRequest, stream: boolean): Promise<Attempt & { info: ResponseInfo }> {
+  private async send(request: APIRequest, mode: ReadMode): Promise<Attempt & { info: ResponseInfo }> {
     const options = request.options ?? {};
     const maxRetries = options.maxRetries ?? this.settings.maxRetries;
     // One key per logical call, sent again on each retry: the server then answers a retry
@@ -114,10 +146,10 @@ export class Transport {
     const url = this.url(request.path, request.query);
 
     for (let attempt = 0; ; attempt++) {
-      const init = this.init(request, stream, idempotencyKey);
+      const init = this.init(request, mode === "stream", idempotencyKey);
       let outcome: Attempt;
       try {
-        outcome = await this.attempt(url, init, options, stream);
+        outcome = await this.attempt(url, init, options, mode);
       } catch (error) {
         if (error instanceof APIUserAbortError || attempt >= maxRetries) throw error;
         await sleep(backoff(attempt), options.signal);
@@ -135,7 +167,7 @@ export class Transport {
   }
 
   /** One attempt: fetch with the timeout, and (unless streaming) the whole body read. */
-  private async attempt(url: string, init: RequestInit, options: RequestOptions, stream: boolean): Promise<Attempt> {
+  private async attempt(url: string, init: RequestInit, options: RequestOptions, mode: ReadMode): Promise<Attempt> {
     const controller = new AbortController();
     const timeoutMs = options.timeout ?? this.settings.timeout;
     let timedOut = false;
@@ -152,9 +184,12 @@ export class Transport {
       const response = await this.settings.fetch(url, { ...init, signal: controller.signal });
       // A stream is read later (and may be long): the timeout covers its start only, the
       // caller's signal stays linked to it. An error answer is read here like any other.
-      if (stream && response.ok) {
+      if (mode === "stream" && response.ok) {
         streaming = true;
         return { response, controller, text: undefined };
+      }
+      if (mode === "bytes" && response.ok) {
+        return { response, controller, text: undefined, bytes: new Uint8Array(await response.arrayBuffer()) };
       }
       return { response, controller, text: await response.text() };
     } catch (error) {
@@ -170,7 +205,7 @@ export class Transport {
 
   private init(request: APIRequest, stream: boolean, idempotencyKey: string | undefined): RequestInit {
     const headers: Record<string, string> = {
-      Accept: stream ? "text/event-stream" : "application/json",
+      Accept: request.accept ?? (stream ? "text/event-stream" : "application/json"),
       ...this.settings.defaultHeaders,
       Authorization: `Bearer ${this.settings.apiKey}`,
     };
@@ -178,6 +213,9 @@ export class Transport {
     let body: BodyInit | undefined;
     if (request.body instanceof FormData) {
       body = request.body; // fetch sets multipart/form-data with its boundary
+    } else if (request.body instanceof RawBody) {
+      headers["Content-Type"] = request.body.contentType;
+      body = request.body.data;
     } else if (request.body !== undefined) {
       headers["Content-Type"] = "application/json";
       body = JSON.stringify(request.body);

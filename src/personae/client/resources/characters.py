@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
 
+import httpx
 from typing_extensions import Unpack
 
 from personae.client._base import Call, clean, deleted, model, unparsed
+from personae.client._response import attach
 from personae.client.pagination import AsyncPage, Shape, SyncPage
 from personae.client.resources._base import AsyncResource, FileInput, SyncResource, body_or_form
-from personae.client.types import Character, CharacterFields, CharacterSummary, Deleted, LikeState
+from personae.client.types import (
+    CardFile,
+    Character,
+    CharacterFields,
+    CharacterSummary,
+    Deleted,
+    LikeState,
+    Lorebook,
+)
 
 Sort = Literal["popular", "trending", "newest"]
+CardFormat = Literal["png", "json", "charx"]
+CardSpec = Literal["v2", "v3"]
+_FILENAME = re.compile(r'filename="([^"]+)"')
 
 
 def _list(
@@ -48,6 +64,49 @@ def _like(character_id: str, like: bool) -> Call[LikeState]:
     return Call(
         "POST" if like else "DELETE", f"/v1/characters/{character_id}/like", model(LikeState)
     )
+
+
+def _import(
+    card: FileInput | Mapping[str, Any],
+    visibility: Literal["public", "private"] | None,
+    idempotency_key: str | None,
+) -> Call[Character]:
+    params = clean({"visibility": visibility})
+    if isinstance(card, Mapping):
+        body: dict[str, Any] = {"json": dict(card)}
+    else:
+        content = card.read_bytes() if isinstance(card, Path) else card
+        body = {"files": {"file": ("card", content, "application/octet-stream")}}
+    return Call(
+        "POST", "/v1/characters/import", model(Character), params=params,
+        idempotency_key=idempotency_key, **body,
+    )  # fmt: skip
+
+
+def _card_file(response: httpx.Response) -> CardFile:
+    named = _FILENAME.search(response.headers.get("content-disposition", ""))
+    media_type = response.headers.get("content-type", "").split(";")[0]
+    card = CardFile(
+        content=response.content, media_type=media_type, filename=named and named.group(1)
+    )
+    return attach(card, response)
+
+
+def _export(character_id: str, file_format: CardFormat, spec: CardSpec) -> Call[CardFile]:
+    params = {"format": file_format, "spec": spec}
+    return Call("GET", f"/v1/characters/{character_id}/card", _card_file, params=params)
+
+
+def _lorebook(character_id: str, book: Mapping[str, Any] | None = None) -> Call[Lorebook]:
+    """GET the lorebook, or PUT `book` as it."""
+    path = f"/v1/characters/{character_id}/lorebook"
+    if book is None:
+        return Call("GET", path, model(Lorebook))
+    return Call("PUT", path, model(Lorebook), json=dict(book))
+
+
+def _delete_lorebook(character_id: str) -> Call[Deleted]:
+    return Call("DELETE", f"/v1/characters/{character_id}/lorebook", deleted(character_id))
 
 
 class Characters(SyncResource):
@@ -108,6 +167,37 @@ class Characters(SyncResource):
         """Takes one's like back (when there is none, nothing changes)."""
         return self._client._request(_like(character_id, False))
 
+    def import_card(
+        self,
+        card: FileInput | Mapping[str, Any],
+        *,
+        visibility: Literal["public", "private"] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Character:
+        """Creates a character from a Character Card: a PNG or CHARX file (bytes, a binary
+        file or a path), or the card's JSON as a dict (V1, V2 or V3). A PNG's image, or a
+        CHARX's icon, becomes the avatar."""
+        return self._client._request(_import(card, visibility, idempotency_key))
+
+    def export_card(
+        self, character_id: str, *, format: CardFormat = "png", spec: CardSpec = "v2"
+    ) -> CardFile:
+        """A character as a Character Card file: `png` (the avatar carrying the card),
+        `json` or `charx`; `spec` `v2` or `v3`."""
+        return self._client._request(_export(character_id, format, spec))
+
+    def lorebook(self, character_id: str) -> Lorebook:
+        """One's own character's lorebook (`lorebook` None when it has none)."""
+        return self._client._request(_lorebook(character_id))
+
+    def set_lorebook(self, character_id: str, book: Mapping[str, Any]) -> Lorebook:
+        """Replaces one's own character's lorebook (a card's `character_book`)."""
+        return self._client._request(_lorebook(character_id, book))
+
+    def delete_lorebook(self, character_id: str) -> Deleted:
+        """Removes one's own character's lorebook."""
+        return self._client._request(_delete_lorebook(character_id))
+
 
 class AsyncCharacters(AsyncResource):
     async def list(
@@ -159,3 +249,31 @@ class AsyncCharacters(AsyncResource):
     async def unlike(self, character_id: str) -> LikeState:
         """Takes one's like back."""
         return await self._client._request(_like(character_id, False))
+
+    async def import_card(
+        self,
+        card: FileInput | Mapping[str, Any],
+        *,
+        visibility: Literal["public", "private"] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Character:
+        """Creates a character from a Character Card (PNG, CHARX, or its JSON as a dict)."""
+        return await self._client._request(_import(card, visibility, idempotency_key))
+
+    async def export_card(
+        self, character_id: str, *, format: CardFormat = "png", spec: CardSpec = "v2"
+    ) -> CardFile:
+        """A character as a Character Card file."""
+        return await self._client._request(_export(character_id, format, spec))
+
+    async def lorebook(self, character_id: str) -> Lorebook:
+        """One's own character's lorebook."""
+        return await self._client._request(_lorebook(character_id))
+
+    async def set_lorebook(self, character_id: str, book: Mapping[str, Any]) -> Lorebook:
+        """Replaces one's own character's lorebook."""
+        return await self._client._request(_lorebook(character_id, book))
+
+    async def delete_lorebook(self, character_id: str) -> Deleted:
+        """Removes one's own character's lorebook."""
+        return await self._client._request(_delete_lorebook(character_id))
