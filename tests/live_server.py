@@ -8,9 +8,9 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from llm_servers import free_port, wait_until_serving
 
@@ -18,22 +18,23 @@ Server = tuple[str, dict[str, str], subprocess.Popen[bytes]]
 
 
 @contextmanager
-def serving(data_dir: Path, **settings: str) -> Iterator[Server]:
+def serving(data_dir: Path, output: IO[bytes] | None = None, **settings: str) -> Iterator[Server]:
     """`personae serve` on a free port with its data in `data_dir` (SQLite) and the given
-    `PERSONAE_*` settings; yields its base URL, its environment and its process."""
+    `PERSONAE_*` settings; yields its base URL, its environment and its process. Its log
+    goes to `output` if given (for a test that reads it), else to a temporary file."""
     port = free_port()
     env = os.environ | {"PERSONAE_DATA_DIR": str(data_dir), "PERSONAE_PORT": str(port)}
     env |= {f"PERSONAE_{name.upper()}": value for name, value in settings.items()}
     for name in ("PERSONAE_DATABASE_URL", "PERSONAE_REDIS_URL", "PERSONAE_API_KEY"):
         env.pop(name, None)
     # The server's log goes to a file: a pipe nobody reads would fill and block it.
-    with tempfile.TemporaryFile() as output:
+    with nullcontext(output) if output else tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "personae", "serve"], env=env, stdout=output, stderr=output
+            [sys.executable, "-m", "personae", "serve"], env=env, stdout=log, stderr=log
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            wait_until_serving(f"{base}/health", proc, output, timeout=60)
+            wait_until_serving(f"{base}/health", proc, log, timeout=60)
             yield base, env, proc
         finally:
             if proc.poll() is None:

@@ -5,21 +5,14 @@ a query string, some failing), writes none of them to its output."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
 
 import httpx
 
 from conftest import MakeAccount
 from helpers import agents_error, bearer, characters_error, x_api_key
-from llm_servers import free_port, wait_until_serving
+from live_server import cli, serving
 
 
 def key_queries(key: str) -> list[str]:
@@ -81,38 +74,6 @@ async def test_errors_never_echo_a_key(
         assert wrong not in response.text
 
 
-# A real server, its output captured.
-
-
-@contextmanager
-def serving(
-    data_dir: Path, output: IO[bytes], **settings: str
-) -> Iterator[tuple[str, dict[str, str]]]:
-    port = free_port()
-    env = os.environ | {"PERSONAE_DATA_DIR": str(data_dir), "PERSONAE_PORT": str(port)}
-    env |= {f"PERSONAE_{name.upper()}": value for name, value in settings.items()}
-    env.pop("PERSONAE_DATABASE_URL", None)
-    env.pop("PERSONAE_REDIS_URL", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "personae", "serve"], env=env, stdout=output, stderr=output
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_serving(f"{base}/health", proc, output, timeout=30)
-        yield base, env
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
-
-
-def cli(env: dict[str, str], *args: str) -> Any:
-    done = subprocess.run(
-        [sys.executable, "-m", "personae", *args, "--json"],
-        env=env, capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return json.loads(done.stdout)
-
-
 def exercise(base: str, key: str) -> list[str]:
     """Use the server as clients do, right and wrong; returns the webhook secrets it gave."""
     headers = {"X-API-Key": key}
@@ -170,7 +131,7 @@ def test_a_real_server_writes_no_key_or_webhook_secret_to_its_log(tmp_path: Path
             tmp_path / "data", output, log_level="trace", llm_preload="false",
             webhook_allow_private="true",
             webhook_retry_schedule="0.2,0.2", webhook_relay_seconds="0.1",
-        ) as (base, env):  # fmt: skip
+        ) as (base, env, _):  # fmt: skip
             created = cli(env, "accounts", "create", "--username", "leaky", "--plan", "premium")
             key = created["api_key"]
             secrets = exercise(base, key)

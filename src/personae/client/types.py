@@ -145,7 +145,18 @@ class MessageVersion(_Nested):
     created_at: datetime
 
 
-class ChatMessage(APIObject):
+class _MessageParts(APIObject):
+    """What a message shows in both dialects besides who spoke: its image, whether it went
+    unanswered, `verbose`'s thought process, and its versions."""
+
+    image_url: str | None = None
+    unanswered: bool = False
+    thought_process: dict[str, Any] | None = None
+    alternatives: list[MessageVersion] = []
+    selected: int | None = None
+
+
+class ChatMessage(_MessageParts):
     """A message as the characters API shows it: `is_character` tells who spoke."""
 
     id: str
@@ -154,11 +165,6 @@ class ChatMessage(APIObject):
     content: str
     created_at: datetime
     is_character: bool
-    image_url: str | None = None
-    unanswered: bool = False
-    thought_process: dict[str, Any] | None = None
-    alternatives: list[MessageVersion] = []
-    selected: int | None = None
 
 
 class CharacterBrief(_Nested):
@@ -320,18 +326,13 @@ class Conversation(APIObject):
     message_count: int
 
 
-class Message(APIObject):
+class Message(_MessageParts):
     """A message as the agents API shows it: `role` is `user`, `agent` or `system`."""
 
     id: str
     content: str
     role: Literal["user", "agent", "system"]
     created_at: datetime
-    image_url: str | None = None
-    unanswered: bool = False
-    thought_process: dict[str, Any] | None = None
-    alternatives: list[MessageVersion] = []
-    selected: int | None = None
 
 
 class Image(APIObject):
