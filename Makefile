@@ -61,7 +61,7 @@ lint: install-dev
 
 # The Python suite, then the TypeScript SDK's (Node is checked first, so that a machine
 # without it fails at once and says how to get it, instead of after the Python suite).
-test: install-dev services lint node-check
+test: install-dev services lint node-check chromium
 	$(BIN)/pytest
 	$(MAKE) --no-print-directory test-ts
 
@@ -76,6 +76,22 @@ node-check:
 
 test-ts: install-dev node-check
 	cd clients/typescript && npm ci --no-audit --no-fund && PERSONAE_PYTHON=$(abspath $(BIN))/python npm test
+
+# The console's browser tests (tests/test_console_browser.py) drive a headless Chromium
+# through Playwright's Python package, never with Playwright's own browser download: Debian's
+# `chromium` package, installed by `make test` when missing (apt-get, with sudo when not root).
+# CHROMIUM=/path/to/chrome uses another build instead; the tests get it as PERSONAE_CHROMIUM.
+CHROMIUM ?= $(or $(PERSONAE_CHROMIUM),$(shell command -v chromium 2>/dev/null),/usr/bin/chromium)
+export PERSONAE_CHROMIUM := $(CHROMIUM)
+
+.PHONY: chromium
+chromium:
+	@test -x '$(CHROMIUM)' || command -v chromium >/dev/null 2>&1 || { \
+		sudo=$$(test "$$(id -u)" -eq 0 || ! command -v sudo >/dev/null 2>&1 || echo sudo); \
+		echo "chromium: installing Debian's chromium package for the console's browser tests"; \
+		install="$$sudo apt-get install -y -qq --no-install-recommends chromium"; \
+		$$install >/dev/null 2>&1 || { $$sudo apt-get update -qq && $$install >/dev/null; }; }; \
+	test -x '$(CHROMIUM)' || { echo "make test: the console's browser tests need Chromium at $(CHROMIUM) (apt-get install chromium, or set CHROMIUM=/path/to/chromium)" >&2; exit 1; }
 
 # schemathesis against both dialects for long (`make test` runs the same test bounded):
 # FUZZ_EXAMPLES examples per operation and phase, then the stateful workflows along the links

@@ -69,12 +69,16 @@ class Route:
         return re.sub(r"\{(\w+)(:\w+)?\}", lambda m: values[m.group(1)], self.path)
 
 
-def routes_with_path_ids(app: FastAPI) -> list[Route]:
-    """Every (method, path) of the app whose path takes a parameter."""
+def routes_with_path_ids(app: FastAPI, prefix: str = "") -> list[Route]:
+    """Every (method, path) of the app whose path takes a parameter (under `prefix`; the
+    API's routes by default: the console's, which a session reaches and not a key, are
+    walked by tests/test_console_isolation.py)."""
     found = []
     for route in iter_route_contexts(app.routes):
         params = tuple(re.findall(r"\{(\w+)(?::\w+)?\}", route.path or ""))
         if not params or not route.methods:
+            continue
+        if (route.path or "").startswith("/console") != prefix.startswith("/console"):
             continue
         body = route.body_field if isinstance(route.original_route, APIRoute) else None
         body_model = getattr(body.field_info.annotation, "__name__", None) if body else None

@@ -30,6 +30,7 @@ from personae.api.openapi import install_openapi
 from personae.api.security import QueryKeyMiddleware, SecurityHeadersMiddleware, add_cors
 from personae.character.tasks import refresh_trending_forever
 from personae.config import Settings
+from personae.console.routes import install as install_console
 from personae.conversation.chat import drain_releases
 from personae.db import migrate
 from personae.dialects.agents.routes import router as agents_router
@@ -194,4 +195,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(agents_router)
     app.include_router(characters_router)
     app.include_router(openai_router)
+    install_console(app)
     return app

@@ -273,6 +273,26 @@ class Settings(BaseSettings):
         description="For a book with `recursive_scanning`: how many times the entries that "
         "fired are scanned for more keys.",
     )
+    signup: Literal["open", "invite", "closed"] = Field(
+        default="open",
+        description="Who may make an account in the console at /console: `open` (anyone), "
+        "`invite` (with a code an admin made), `closed` (only the operator's CLI).",
+    )
+    console_session_hours: int = Field(
+        default=336, ge=1, le=24 * 365, description="How long a console sign-in lasts."
+    )
+    console_secure_cookies: Literal["auto", "always", "never"] = Field(
+        default="auto",
+        description="The `Secure` flag of the console's cookies: `auto` sets it unless the "
+        "request came over plain HTTP to a loopback address (a laptop's `make serve`).",
+    )
+    console_logins_per_minute: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="Sign-in and sign-up attempts allowed per minute, per username and per "
+        "client address (and five times as many per address across usernames).",
+    )
 
     @field_validator("public_url", "s3_endpoint_url", "s3_public_url")
     @classmethod

@@ -7,7 +7,7 @@ order** of every transaction that touches several of these rows, everywhere in P
 0. a reservation's own record (`chat_turns`, `images`), when it is settled or released:
    claimed first, by a conditional update of its status, so that it is settled or released
    exactly once and two transactions about it queue on it before touching anything else;
-1. `monthly_usage` (the account's month),
+1. `monthly_usage` (the account's month), then its `usage_ledger` row (day, kind, model),
 2. `accounts` (the balance),
 3. `conversations`, then `messages`,
 4. `characters`, then their `character_tags` (the catalogue's copies), then
@@ -27,7 +27,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from personae.account.repository import AccountRepository
-from personae.account.service import month_period, next_month_start
+from personae.account.service import ledger_day, month_period, next_month_start
 from personae.db.base import utcnow
 from personae.errors import PaymentRequired, QuotaExceeded
 from personae.models import Account
@@ -48,6 +48,15 @@ class Hold:
     def balance_only(cls, account_id: str, micros: int) -> Hold:
         """A hold on the balance alone (an image's price)."""
         return cls(account_id, "", False, micros)
+
+
+@dataclass(frozen=True)
+class Consumption:
+    """What a chat turn used, written to the usage ledger when it is settled."""
+
+    model_id: str
+    prompt_tokens: int
+    completion_tokens: int
 
 
 class Billing:
@@ -81,9 +90,27 @@ class Billing:
             raise PaymentRequired("Insufficient account balance", details=details)
         return Hold(account.id, period, chat_request, micros)
 
-    async def settle(self, hold: Hold, charged_micros: int) -> int:
-        """Charge what was used (never more than was held); the rest goes back."""
+    async def settle(
+        self,
+        hold: Hold,
+        charged_micros: int,
+        consumption: Consumption,
+        now: datetime | None = None,
+    ) -> int:
+        """Charge a chat turn what it used (never more than was held); the rest goes back.
+        The turn is added to the usage ledger (one request, its tokens, the charge) of the
+        day of `now`, before the balance moves (the lock order)."""
         charged = min(charged_micros, hold.micros)
+        await self.repo.record_usage(
+            hold.account_id,
+            ledger_day(now or utcnow()),
+            "chat",
+            consumption.model_id,
+            requests=1,
+            prompt_tokens=consumption.prompt_tokens,
+            completion_tokens=consumption.completion_tokens,
+            cost_micros=charged,
+        )
         if hold.micros - charged:
             await self.repo.add_balance(hold.account_id, hold.micros - charged)
         return charged
@@ -94,3 +121,20 @@ class Billing:
             await self.repo.release_chat_request(hold.account_id, hold.period)
         if hold.micros:
             await self.repo.add_balance(hold.account_id, hold.micros)
+
+    async def record_image(
+        self, account_id: str, model_id: str, cost_micros: int, now: datetime | None = None
+    ) -> None:
+        """Add a finished image to the usage ledger of the day of `now`: one request of
+        `model_id`, no tokens, its price (taken from the balance when it was ordered). Call
+        it in the transaction that completes the image, after claiming the image's row."""
+        await self.repo.record_usage(
+            account_id,
+            ledger_day(now or utcnow()),
+            "image",
+            model_id,
+            requests=1,
+            prompt_tokens=0,
+            completion_tokens=0,
+            cost_micros=cost_micros,
+        )

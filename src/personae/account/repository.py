@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, bindparam, func, or_, select, update
+from sqlalchemy import Select, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, joinedload
 from sqlalchemy.sql.elements import BindParameter
@@ -18,11 +18,21 @@ from personae.models import (
     Account,
     ApiKey,
     Character,
+    ConsoleSession,
     Conversation,
     Favorite,
+    Invite,
     MonthlyUsage,
     Plan,
+    UsageEntry,
 )
+
+#: One (kind, model_id) line of the usage ledger summed over days: kind, model_id,
+#: requests, prompt_tokens, completion_tokens, cost_micros.
+ModelTotals = tuple[str, str, int, int, int, int]
+#: One day of the usage ledger summed over kinds and models: day, requests, tokens
+#: (prompt + completion), cost_micros.
+DayTotals = tuple[str, int, int, int]
 
 
 @dataclass(frozen=True)
@@ -38,7 +48,7 @@ class AccountRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def add(self, row: Account | ApiKey | Plan) -> None:
+    async def add(self, row: Account | ApiKey | Plan | ConsoleSession | Invite) -> None:
         self.session.add(row)
         await self.session.flush()
 
@@ -107,6 +117,52 @@ class AccountRepository:
         """Record each key's last use, in one batched statement."""
         await update_each(self.session, ApiKey, {k: {"last_used_at": w} for k, w in uses.items()})
 
+    # console sign-in
+    async def get_by_login(self, login: str) -> Account | None:
+        """The account whose username, or email, is `login` (case-insensitive for the email)."""
+        stmt = select(Account).where(
+            or_(Account.username == login, func.lower(Account.email) == login.lower())
+        )
+        return (await self.session.scalars(stmt)).first()
+
+    async def session_account(self, token_hash: str, now: datetime) -> Account | None:
+        stmt = (
+            select(Account)
+            .join(ConsoleSession, ConsoleSession.account_id == Account.id)
+            .where(ConsoleSession.token_hash == token_hash, ConsoleSession.expires_at > now)
+        )
+        return (await self.session.scalars(stmt)).first()
+
+    async def delete_sessions(
+        self, *, token_hash: str | None = None, account_id: str | None = None,
+        keep: str | None = None,
+    ) -> None:  # fmt: skip
+        """One session (`token_hash`), or every session of an account but `keep`."""
+        stmt = delete(ConsoleSession)
+        if token_hash is not None:
+            stmt = stmt.where(ConsoleSession.token_hash == token_hash)
+        if account_id is not None:
+            stmt = stmt.where(ConsoleSession.account_id == account_id)
+        if keep is not None:
+            stmt = stmt.where(ConsoleSession.token_hash != keep)
+        await self.session.execute(stmt)
+
+    async def delete_expired_sessions(self, now: datetime) -> None:
+        await self.session.execute(delete(ConsoleSession).where(ConsoleSession.expires_at <= now))
+
+    async def claim_invite(self, code: str, account_id: str, now: datetime) -> bool:
+        """Mark an unused invite used by `account_id`; False if none such is unused."""
+        result = await self.session.execute(
+            update(Invite)
+            .where(Invite.code == code, Invite.used_at.is_(None))
+            .values(used_by=account_id, used_at=now)
+        )
+        return affected_rows(result) == 1
+
+    async def list_invites(self, limit: int = 100) -> Sequence[Invite]:
+        stmt = select(Invite).order_by(Invite.created_at.desc()).limit(limit)
+        return (await self.session.scalars(stmt)).all()
+
     # plans
     async def get_plan(self, name: str) -> Plan | None:
         return await self.session.get(Plan, name)
@@ -143,6 +199,99 @@ class AccountRepository:
             )
             .values(chat_requests=MonthlyUsage.chat_requests - 1)
         )
+
+    async def record_usage(
+        self,
+        account_id: str,
+        day: str,
+        kind: str,
+        model_id: str,
+        requests: int,
+        prompt_tokens: int,
+        completion_tokens: int,
+        cost_micros: int,
+    ) -> None:
+        """Add to the usage ledger's row of (account, day, kind, model), in one statement:
+        the row is made with these numbers, or its numbers are moved up under its own lock
+        (the lock order's step 1, after `monthly_usage`)."""
+        stmt = insert_for(self.session, UsageEntry).values(
+            account_id=account_id,
+            day=day,
+            kind=kind,
+            model_id=model_id,
+            requests=requests,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost_micros=cost_micros,
+        )
+        await self.session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[
+                    UsageEntry.account_id,
+                    UsageEntry.day,
+                    UsageEntry.kind,
+                    UsageEntry.model_id,
+                ],
+                set_={
+                    "requests": UsageEntry.requests + stmt.excluded.requests,
+                    "prompt_tokens": UsageEntry.prompt_tokens + stmt.excluded.prompt_tokens,
+                    "completion_tokens": (
+                        UsageEntry.completion_tokens + stmt.excluded.completion_tokens
+                    ),
+                    "cost_micros": UsageEntry.cost_micros + stmt.excluded.cost_micros,
+                },
+            )
+        )
+
+    async def usage_by_model(
+        self, account_id: str, first_day: str, last_day: str
+    ) -> Sequence[ModelTotals]:
+        """The ledger's totals per (kind, model) over the days `first_day` to `last_day`
+        ("YYYY-MM-DD", both included), dearest first (then by model, then kind)."""
+        cost = func.sum(UsageEntry.cost_micros)
+        stmt = (
+            select(
+                UsageEntry.kind,
+                UsageEntry.model_id,
+                func.sum(UsageEntry.requests),
+                func.sum(UsageEntry.prompt_tokens),
+                func.sum(UsageEntry.completion_tokens),
+                cost,
+            )
+            .where(
+                UsageEntry.account_id == account_id,
+                UsageEntry.day >= first_day,
+                UsageEntry.day <= last_day,
+            )
+            .group_by(UsageEntry.kind, UsageEntry.model_id)
+            .order_by(cost.desc(), UsageEntry.model_id, UsageEntry.kind)
+        )
+        rows = await self.session.execute(stmt)
+        # PostgreSQL sums BIGINT columns as NUMERIC: back to int.
+        return [(kind, model, int(r), int(p), int(c), int(m)) for kind, model, r, p, c, m in rows]
+
+    async def usage_by_day(
+        self, account_id: str, first_day: str, last_day: str
+    ) -> Sequence[DayTotals]:
+        """The ledger's totals per day over `first_day` to `last_day` (both included), for
+        the days that have rows, oldest first."""
+        stmt = (
+            select(
+                UsageEntry.day,
+                func.sum(UsageEntry.requests),
+                func.sum(UsageEntry.prompt_tokens + UsageEntry.completion_tokens),
+                func.sum(UsageEntry.cost_micros),
+            )
+            .where(
+                UsageEntry.account_id == account_id,
+                UsageEntry.day >= first_day,
+                UsageEntry.day <= last_day,
+            )
+            .group_by(UsageEntry.day)
+            .order_by(UsageEntry.day)
+        )
+        rows = await self.session.execute(stmt)
+        return [(day, int(r), int(t), int(m)) for day, r, t, m in rows]
 
     async def summary(self, account_id: str, period: str) -> Summary:
         """The account's balance, usage and counts in one statement (one round trip), each

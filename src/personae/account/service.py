@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from personae.account import keys
@@ -48,8 +49,52 @@ class AccountSummary:
     favorites: int
 
 
+@dataclass(frozen=True)
+class UsageLine:
+    """What an account used of one model, of one kind ("chat" or "image"), in a period."""
+
+    kind: str
+    model_id: str
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost_micros: int
+
+
+@dataclass(frozen=True)
+class DayLine:
+    """What an account used on one day (UTC, "YYYY-MM-DD"), every kind and model together;
+    `tokens` is prompt and completion tokens."""
+
+    day: str
+    requests: int
+    tokens: int
+    cost_micros: int
+
+
+@dataclass(frozen=True)
+class UsageReport:
+    """An account's calendar month (UTC) so far, from the usage ledger: `period` ("YYYY-MM");
+    the month's chat requests against the quota (as `GET /v1/user/me` counts them: reserved
+    when a turn starts) and when they reset; the balance; the usage per model, dearest first;
+    and every day of the month up to today, oldest first (days without use are zeros)."""
+
+    period: str
+    chat_requests: int
+    chat_quota: int
+    reset_date: datetime
+    balance_micros: int
+    by_model: list[UsageLine]
+    by_day: list[DayLine]
+
+
 def month_period(now: datetime) -> str:
     return f"{now.year:04d}-{now.month:02d}"
+
+
+def ledger_day(now: datetime) -> str:
+    """The usage ledger's day of `now`: "YYYY-MM-DD" in UTC."""
+    return now.astimezone(UTC).date().isoformat()
 
 
 def next_month_start(now: datetime) -> datetime:
@@ -98,16 +143,33 @@ class AccountService:
         email: str | None = None,
         plan: str = "free",
         balance: Decimal = Decimal(0),
+        *,
+        admin: bool = False,
     ) -> Credentials:
         """A new account and its first API key (the plaintext is returned only here)."""
+        account = await self.new_account(username, email, plan, balance, admin=admin)
+        return await self.create_key(account)
+
+    async def new_account(
+        self,
+        username: str,
+        email: str | None = None,
+        plan: str = "free",
+        balance: Decimal = Decimal(0),
+        *,
+        admin: bool = False,
+    ) -> Account:
+        """A new account without a key (the console's sign-up: keys are made there)."""
         if not USERNAME_RE.match(username):
-            raise InvalidRequest("username: 3 to 32 letters, digits, '_', '.' or '-'")
+            raise InvalidRequest("username: 3 to 32 letters, digits, '_', '.' or '-'",
+                                 details={"field": "username"})  # fmt: skip
         if email is not None and (len(email) > 254 or not EMAIL_RE.match(email)):
-            raise InvalidRequest(f"email: not an email address: {email!r}")
+            raise InvalidRequest(f"email: not an email address: {email!r}",
+                                 details={"field": "email"})  # fmt: skip
         if balance < 0:
             raise InvalidRequest("balance: must not be negative")
         if taken := await self.repo.username_or_email_taken(username, email):
-            raise Conflict(f"{taken}: already in use")
+            raise Conflict(f"{taken}: already in use", details={"field": taken})
         plan_row = await self._plan(plan)
         account = Account(
             id=new_id("user"),
@@ -116,10 +178,20 @@ class AccountService:
             plan_name=plan_row.name,
             balance_micros=to_micros(balance),
             created_at=utcnow(),
+            is_admin=admin,
         )
         account.plan = plan_row
-        await self.repo.add(account)
-        return await self.create_key(account)
+        try:
+            await self.repo.add(account)
+        except IntegrityError as exc:  # the same name or email, taken a moment ago
+            raise Conflict("username or email: already in use") from exc
+        return account
+
+    async def set_admin(self, account: Account, admin: bool) -> Account:
+        account.is_admin = admin
+        await self.repo.session.flush()
+        announce_after_commit(self.repo.session)
+        return account
 
     async def get(self, ref: str) -> Account:
         account = await self.repo.get_by_id_or_username(ref)
@@ -155,6 +227,13 @@ class AccountService:
             await self.repo.session.flush()
             announce_after_commit(self.repo.session)
         return key
+
+    async def revoke_own_key(self, account: Account, key_id: str) -> ApiKey:
+        """Revoke one of the account's keys (404 for another account's, as for none)."""
+        key = next((k for k in await self.repo.list_keys(account.id) if k.id == key_id), None)
+        if key is None:
+            raise NotFound(f"No API key {key_id!r}", details={"id": key_id})
+        return await self.revoke_key(key.prefix)
 
     async def authenticate(self, plaintext: str) -> ApiKey:
         """The live key for a presented secret, or Unauthorized. Every failure looks the same."""
@@ -203,6 +282,29 @@ class AccountService:
         usage = Usage(row.chat_requests, account.effective_chat_quota, next_month_start(now))
         return AccountSummary(row.balance_micros, usage, row.characters, row.conversations,
                               row.favorites)  # fmt: skip
+
+    async def usage_report(self, account: Account, now: datetime | None = None) -> UsageReport:
+        """The account's usage this calendar month (UTC), up to and including today."""
+        now = (now or utcnow()).astimezone(UTC)
+        summary = await self.summary(account, now)
+        first = now.date().replace(day=1)
+        first_day, today = first.isoformat(), ledger_day(now)
+        by_model = [
+            UsageLine(*line)
+            for line in await self.repo.usage_by_model(account.id, first_day, today)
+        ]
+        rows = await self.repo.usage_by_day(account.id, first_day, today)
+        used = {day: DayLine(day, requests, tokens, cost) for day, requests, tokens, cost in rows}
+        days = [(first + timedelta(days=n)).isoformat() for n in range(now.day)]
+        return UsageReport(
+            period=month_period(now),
+            chat_requests=summary.usage.used,
+            chat_quota=summary.usage.limit,
+            reset_date=summary.usage.reset_date,
+            balance_micros=summary.balance_micros,
+            by_model=by_model,
+            by_day=[used.get(day) or DayLine(day, 0, 0, 0) for day in days],
+        )
 
     async def list_plans(self) -> Sequence[Plan]:
         return await self.repo.list_plans()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -82,14 +82,25 @@ def no_such_endpoint(request: Request) -> NotFound:
     return NotFound(message)
 
 
+def respond(request: Request, error: PersonaeError) -> Response:
+    """The error in the shape the request's path speaks: the page a front end installed
+    as `app.state.error_page` (the console's, for its own paths), else the dialect's body."""
+    page: Callable[[Request, PersonaeError], Response | None] | None = getattr(
+        request.app.state, "error_page", None
+    )
+    if page is not None and (response := page(request, error)) is not None:
+        return response
+    return error_response(request.url.path, error)
+
+
 async def _personae_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, PersonaeError)
-    return error_response(request.url.path, exc)
+    return respond(request, exc)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    return error_response(request.url.path, validation_error(exc))
+    return respond(request, validation_error(exc))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -106,14 +117,14 @@ async def _http_error(request: Request, exc: Exception) -> Response:
             # that matched the path alone; every method of the path belongs there.
             headers={"Allow": ", ".join(allowed)},
         )
-        return error_response(request.url.path, error)
+        return respond(request, error)
     elif kind is not None:
         error = kind(str(exc.detail))
     else:
         error = PersonaeError(str(exc.detail))
         error.status = exc.status_code
     error.headers.update(exc.headers or {})
-    return error_response(request.url.path, error)
+    return respond(request, error)
 
 
 # The order methods are listed in `Allow`.
@@ -157,12 +168,12 @@ async def _database_error(request: Request, exc: Exception) -> Response:
     if error is None:
         return await _unexpected(request, exc)
     log.warning("database saturated on %s %s: %s", request.method, request.url.path, exc)
-    return error_response(request.url.path, error)
+    return respond(request, error)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(request.url.path, PersonaeError())
+    return respond(request, PersonaeError())
 
 
 def install_error_handlers(app: FastAPI) -> None:

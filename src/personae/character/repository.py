@@ -27,6 +27,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    or_,
     select,
     tuple_,
     update,
@@ -314,6 +315,33 @@ class CharacterRepository:
             found = await self._fetch(rows, sort, offset=page.offset, limit=page.size)
         return found, total
 
+    async def search(
+        self, text: str, tags: Sequence[str], sort: CatalogueSort, page: PageRequest
+    ) -> tuple[Sequence[Character], int]:
+        """Public characters whose name or description holds `text` (any case) and that carry
+        every tag in `tags`, in the order of `sort`. A scan of the public characters, not an
+        index range: the console's search box, not the API's catalogue."""
+        pattern = (
+            "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        )
+        match = or_(
+            func.lower(Character.name).like(pattern, escape="\\"),
+            func.lower(Character.description).like(pattern, escape="\\"),
+        )
+        stmt = select(Character).where(Character.visibility == PUBLIC, match)
+        for tag in tags:
+            stmt = stmt.where(
+                select(CharacterTag.character_id)
+                .where(CharacterTag.character_id == Character.id, CharacterTag.tag == tag)
+                .exists()
+            )
+        total = await self.session.scalar(select(func.count()).select_from(stmt.subquery()))
+        order = [getattr(Character, name).desc() for name in SORT_KEYS[sort]]
+        rows = await self.session.scalars(
+            stmt.order_by(*order, Character.id.desc()).offset(page.offset).limit(page.size)
+        )
+        return rows.all(), int(total or 0)
+
     async def catalogue_after(
         self, tags: Sequence[str], sort: CatalogueSort, after: SortKey, size: int
     ) -> tuple[Sequence[Character], int, bool]:
@@ -442,6 +470,9 @@ class CharacterRepository:
         if removed:
             await self._bump(character_id, Character.likes_count, -1)
         return removed
+
+    async def has_like(self, account_id: str, character_id: str) -> bool:
+        return await self.session.get(Like, (account_id, character_id)) is not None
 
     # favorites
     async def get_favorite(self, account_id: str, character_id: str) -> Favorite | None:

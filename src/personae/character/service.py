@@ -142,6 +142,13 @@ class CharacterService:
         next_cursor = encode_cursor(sort, tags, last) if last is not None else None
         return Page(rows, total, request, next_cursor)
 
+    async def search(
+        self, text: str, tags: Sequence[str], sort: CatalogueSort, page: PageRequest
+    ) -> Page[Character]:
+        """The public catalogue narrowed to names and descriptions holding `text`."""
+        rows, total = await self.repo.search(text.strip()[:100], tags, sort, page)
+        return Page(rows, total, page)
+
     async def owned(self, account: Account, page: PageRequest) -> Page[Character]:
         rows, total = await self.repo.owned(account.id, page)
         return Page(rows, total, page)
@@ -336,6 +343,11 @@ class CharacterService:
         await self.repo.remove_like(account.id, character.id)
         await self.repo.session.refresh(character, ["likes_count"])
         return character
+
+    async def relation(self, account: Account, character: Character) -> tuple[bool, bool]:
+        """Whether the account likes the character, and whether it is a favorite."""
+        liked = await self.repo.has_like(account.id, character.id)
+        return liked, await self.repo.get_favorite(account.id, character.id) is not None
 
     async def favorite(self, account: Account, character_id: str) -> Favorite:
         character = await self.get_visible(account, character_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
@@ -10,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from personae.account.money import from_micros
 from personae.account.plans import PLAN_NAMES
 from personae.account.service import AccountService, Credentials, parse_amount
+from personae.account.signin import SignIn
 from personae.cli.common import (
     JsonOpt,
     console,
@@ -38,6 +40,7 @@ def account_dict(account: Account) -> dict[str, Any]:
         "balance": from_micros(account.balance_micros),
         "rate_limit_per_minute": account.effective_rate_limit,
         "chat_requests_per_month": account.effective_chat_quota,
+        "admin": account.is_admin,
         "created_at": account.created_at.isoformat(),
     }
 
@@ -61,12 +64,13 @@ def create(
     email: Annotated[str | None, typer.Option()] = None,
     plan: PlanOpt = "free",
     balance: Annotated[str, typer.Option(help="Starting balance, e.g. 10 or 2.50.")] = "0",
+    admin: Annotated[bool, typer.Option(help="May manage the server in the console.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Create an account and its first API key (the key is printed once)."""
     amount = exit_on_error(lambda: parse_amount(balance))
     creds = run_in_session(
-        lambda s: AccountService(s).create_account(username, email, plan, amount)
+        lambda s: AccountService(s).create_account(username, email, plan, amount, admin=admin)
     )
     _print_credentials(creds, as_json)
 
@@ -124,6 +128,55 @@ def top_up(
         return await service.top_up(await service.get(account), value)
 
     _print_account(run_in_session(work), as_json)
+
+
+@accounts.command("admin")
+def make_admin(
+    account: Annotated[str, typer.Argument(help="Account id or username.")],
+    revoke: Annotated[bool, typer.Option("--revoke", help="Take admin away instead.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make an account an admin of the console (accounts, plans, models, engine health)."""
+
+    async def work(session: AsyncSession) -> Account:
+        service = AccountService(session)
+        return await service.set_admin(await service.get(account), not revoke)
+
+    _print_account(run_in_session(work), as_json)
+
+
+@accounts.command("password")
+def set_password(
+    account: Annotated[str, typer.Argument(help="Account id or username.")],
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            help="The new password (asked for when not given; at least 10 characters).",
+        ),
+    ],
+) -> None:
+    """Set an account's console password (its console sessions end)."""
+
+    async def work(session: AsyncSession) -> Account:
+        found = await AccountService(session).get(account)
+        await SignIn(session, timedelta(0)).set_password(found, password)
+        return found
+
+    found = run_in_session(work)
+    console.print(f"password set for {found.username}; it can sign in at /console")
+
+
+@accounts.command("invite")
+def invite(as_json: JsonOpt = False) -> None:
+    """Make a single-use sign-up code (for `PERSONAE_SIGNUP=invite`)."""
+    code = run_in_session(lambda s: SignIn(s, timedelta(0)).create_invite()).code
+    if as_json:
+        print_json({"invite": code})
+    else:
+        console.print(f"invite code: [bold]{code}[/bold]", soft_wrap=True)
 
 
 def _print_account(account: Account, as_json: bool) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from personae.account.billing import Billing, Hold
+from personae.account.billing import Billing, Consumption, Hold
 from personae.account.caps import AccountCaps
 from personae.character.activity import ChatActivity
 from personae.character.service import CharacterService
@@ -634,7 +634,8 @@ class ChatService:
         if turn.conversation is not None and turn.regenerates is None:
             [answer_tokens] = await turn.engine.count_tokens([content])
         async with self.writer.begin() as session:
-            if not await self.ledger.settle(session, turn.turn_id, turn.hold, charged):
+            used = Consumption(turn.model.id, prompt_tokens, finish.completion_tokens)
+            if not await self.ledger.settle(session, turn.turn_id, turn.hold, charged, used):
                 # Released meanwhile (its instance was taken for dead): nothing to store.
                 raise EngineUnavailable("The turn was abandoned before its answer was stored")
             conversation = None

@@ -21,7 +21,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from personae.account.billing import Billing, Hold
+from personae.account.billing import Billing, Consumption, Hold
 from personae.conversation.repository import TurnRepository
 from personae.db.base import utcnow
 from personae.db.session import Writer
@@ -79,13 +79,22 @@ class TurnLedger:
         await TurnRepository(session).add(turn)
         return turn.id
 
-    async def settle(self, session: AsyncSession, turn_id: str, hold: Hold, charged: int) -> bool:
-        """Claim the turn as settled and charge it; False if it was released meanwhile
-        (then nothing is charged, and the caller must not store the answer)."""
+    async def settle(
+        self,
+        session: AsyncSession,
+        turn_id: str,
+        hold: Hold,
+        charged: int,
+        consumption: Consumption,
+    ) -> bool:
+        """Claim the turn as settled, charge it and add it to the usage ledger; False if
+        it was released meanwhile (then nothing is charged or recorded, and the caller must
+        not store the answer)."""
         charged = min(charged, hold.micros)
-        if await TurnRepository(session).claim(turn_id, "settled", utcnow(), charged) is None:
+        now = utcnow()
+        if await TurnRepository(session).claim(turn_id, "settled", now, charged) is None:
             return False
-        await Billing(session).settle(hold, charged)
+        await Billing(session).settle(hold, charged, consumption, now)
         return True
 
     async def release(self, turn_id: str) -> bool:

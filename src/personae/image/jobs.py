@@ -174,6 +174,10 @@ class ImageJobs:
                 after_commit(session, lambda: self.storage.delete(key))
                 return
             image = await images.get_one(image_id)
+            # Its price was taken when it was ordered; the ledger counts it once it is made.
+            await Billing(session).record_image(
+                image.account_id, image.model_id, image.cost_micros, now
+            )
             characters = CharacterService(session, self.storage)
             if image.conversation_id is not None:
                 conversations = ConversationService(session, characters)

@@ -128,6 +128,11 @@ class ImageService:
         rows, total = await self.repo.list_owned(account.id, page)
         return Page(rows, total, page)
 
+    async def queue_depth(self) -> int:
+        """Jobs of every account waiting for a worker: the figure the sweep publishes as
+        the `personae_queue_depth{queue="image"}` metric, for the console's admin page."""
+        return await self.repo.count_pending()
+
 
 async def wait_for_image(
     sessionmaker: async_sessionmaker[AsyncSession],

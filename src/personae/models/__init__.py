@@ -11,13 +11,14 @@ from personae.models.character import (
     Favorite,
     Like,
 )
+from personae.models.console import ConsoleSession, Invite
 from personae.models.conversation import Conversation, Message, MessageAlternative
 from personae.models.idempotency import IdempotencyKey
 from personae.models.image import Image
 from personae.models.model import Model
 from personae.models.plan import Plan
 from personae.models.turn import ChatTurn, ServerInstance
-from personae.models.usage import MonthlyUsage
+from personae.models.usage import MonthlyUsage, UsageEntry
 from personae.models.webhook import Webhook, WebhookDelivery, WebhookEvent
 
 __all__ = [
@@ -29,10 +30,12 @@ __all__ = [
     "CharacterLorebook",
     "CharacterTag",
     "ChatTurn",
+    "ConsoleSession",
     "Conversation",
     "Favorite",
     "IdempotencyKey",
     "Image",
+    "Invite",
     "Like",
     "Message",
     "MessageAlternative",
@@ -40,6 +43,7 @@ __all__ = [
     "MonthlyUsage",
     "Plan",
     "ServerInstance",
+    "UsageEntry",
     "Webhook",
     "WebhookDelivery",
     "WebhookEvent",

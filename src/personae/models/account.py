@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from personae.db.base import Base, UTCDateTime, utcnow
@@ -23,6 +23,10 @@ class Account(Base):
     rate_limit_per_minute: Mapped[int | None] = mapped_column(Integer)
     chat_requests_per_month: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The console's sign-in (argon2id, account/passwords.py); null: no password set, so no
+    # console sign-in (accounts made by the CLI until `personae accounts password`).
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     plan: Mapped[Plan] = relationship(lazy="joined", innerjoin=True)
 
