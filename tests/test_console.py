@@ -7,15 +7,18 @@ The browser itself (Chromium, through Playwright) is in tests/test_console_brows
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import re
 import uuid
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from PIL import Image as PILImage
 
@@ -23,6 +26,7 @@ from conftest import make_client
 from console_helpers import PASSWORD, create_key, csrf, post, sign_up
 from personae.account.service import AccountService
 from personae.account.signin import SignIn
+from personae.app import create_app
 from personae.config import Settings
 from personae.state import AppState
 
@@ -390,6 +394,71 @@ async def test_pages_are_accessible_html_with_a_strict_policy(client: httpx.Asyn
         # Every field has its label.
         for field in re.findall(r'<(?:input|textarea|select)[^>]*\bid="([^"]+)"', page.text):
             assert f'for="{field}"' in page.text, (path, field)
+    slash = await client.get("/console/")
+    assert slash.status_code == 303
+    assert slash.headers["location"] == "/console"
     missing = await client.get("/console/nothing-here")
     assert missing.status_code == 404
     assert missing.headers["content-type"].startswith("text/html")
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_a_playground_reader_that_goes_away_is_not_charged(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """The browser tab is closed mid-answer: the turn stops, nothing is stored or counted."""
+    owner = await sign_up(client)
+    await as_account(app, owner, "standard")
+    created = await post(client, "/console/characters", {"name": "Teller", "description": "d"})
+    character_id = created.headers["location"].rsplit("/", 1)[1]
+    token = await csrf(client)
+    cookies = "; ".join(f"{c.name}={c.value}" for c in client.cookies.jar)
+    body = json.dumps({"message": "Tell me a very long story"}).encode()
+    first_chunk = asyncio.Event()
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await first_chunk.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body" and message.get("body"):
+            first_chunk.set()
+
+    path = f"/console/chat/{character_id}/stream"
+    scope = {
+        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.0"}, "http_version": "1.1",
+        "method": "POST", "scheme": "http", "path": path, "raw_path": path.encode(),
+        "query_string": b"", "root_path": "", "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+        "headers": [(b"content-type", b"application/json"), (b"cookie", cookies.encode()),
+                    (b"x-csrf-token", token.encode()), (b"accept", b"text/event-stream")],
+    }  # fmt: skip
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(app(scope, receive, send), timeout=60)
+    assert first_chunk.is_set()
+    for _ in range(100):
+        usage = await client.get("/console")
+        if 'id="chat-requests">0 of' in usage.text:
+            break
+        await asyncio.sleep(0.05)
+    assert 'id="chat-requests">0 of' in usage.text
+    assert 'id="by-model"' not in usage.text  # nothing settled, nothing in the ledger
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_a_session_outlives_the_process_that_made_it(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """Sessions are rows: another process (a restart, a second worker) knows the cookie."""
+    username = await sign_up(client)
+    other = create_app(settings)
+    async with LifespanManager(other, shutdown_timeout=60), make_client(other) as c:
+        c.cookies.set("personae_session", client.cookies["personae_session"], path="/console")
+        page = await c.get("/console/keys")
+        assert page.status_code == 200
+        assert username in page.text

@@ -7,9 +7,13 @@ soon as it exists."""
 
 from __future__ import annotations
 
+import re
+from urllib.parse import quote
+
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
 
 from conftest import MakeAccount, make_client
 from console_helpers import csrf, sign_up
@@ -89,3 +93,35 @@ async def test_another_accounts_objects_are_not_reachable_in_the_console(
     agent = await client.get(f"/api/v1/agents/{objects['character']}",
                              headers={"Authorization": f"Bearer {owner.plaintext}"})  # fmt: skip
     assert agent.json()["name"] == "Private"
+
+
+#: what a browser without a session may use
+PUBLIC = {
+    ("GET", "/console/"), ("GET", "/console/signup"), ("POST", "/console/signup"),
+    ("GET", "/console/login"), ("POST", "/console/login"), ("POST", "/console/logout"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_every_console_route_but_signing_in_demands_a_session(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """From the route table, so a page added later is covered: without a session, a page
+    sends the browser to the sign-in form (and back afterwards), and a form post with a
+    valid CSRF token does the same, having done nothing."""
+    token = await csrf(client)
+    checked = 0
+    for route in iter_route_contexts(app.routes):
+        path = route.path or ""
+        if not path.startswith("/console") or not route.methods:
+            continue
+        for method in route.methods - {"HEAD"}:
+            if (method, path) in PUBLIC:
+                continue
+            url = re.sub(r"\{[^}]+\}", "x1", path)
+            kwargs = {"data": {"csrf": token}} if method == "POST" else {}
+            response = await client.request(method, url, **kwargs)
+            assert response.status_code == 303, (method, path, response.text[:300])
+            assert response.headers["location"] == f"/console/login?next={quote(url, safe='')}"
+            checked += 1
+    assert checked >= 40, checked

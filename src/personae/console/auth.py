@@ -24,7 +24,6 @@ from personae.observability import metrics
 
 router = APIRouter(dependencies=[Depends(check_csrf)])
 Text = Annotated[str, Form(max_length=256)]
-OptionalText = Annotated[str, Form(max_length=256)]
 
 
 def _next(target: str | None) -> str:
@@ -63,7 +62,7 @@ async def signup(
     username: Text,
     email: Text,
     password: Text,
-    invite: OptionalText = "",
+    invite: Text = "",
 ) -> Response:
     await _limit(request, state, username)
     mode = state.settings.signup
@@ -92,7 +91,7 @@ async def login(
     signin: SignInDep,
     login: Text,
     password: Text,
-    next: OptionalText = PREFIX,
+    next: Text = PREFIX,
 ) -> Response:
     await _limit(request, state, login)
     try:

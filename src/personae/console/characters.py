@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Annotated, Any, cast
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, Form, Query, Request
 from pydantic import BaseModel, ValidationError
+from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
 from personae.api.deps import CharacterServiceDep, StateDep
@@ -40,16 +42,16 @@ from personae.pagination import PageRequest
 
 router = APIRouter(dependencies=[Depends(check_csrf)])
 PAGE_SIZE = 24
-Text = Annotated[str, Form(max_length=20_000)]
 
 
 class CharacterForm(BaseModel):
-    """The form's fields, checked by the same field types as the API's bodies."""
+    """The form's fields, checked by the same field types as the API's bodies; only those
+    sent change (as in `PATCH /v1/characters/{id}`)."""
 
     name: Name
-    description: Description
-    personality: Personality
-    background: Background
+    description: Description = ""
+    personality: Personality = ""
+    background: Background = ""
     scenario: Scenario = ""
     greeting: Greeting = ""
     appearance_prompt: Appearance = ""
@@ -58,25 +60,38 @@ class CharacterForm(BaseModel):
     visibility: Visibility = Visibility.PUBLIC
 
 
-def _changes(fields: dict[str, Any]) -> CharacterChanges:
-    try:
-        fields["tags"] = split_comma_tags(fields.get("tags") or "")
-    except ValueError as exc:
-        raise InvalidRequest(f"tags: {exc}", details={"field": "tags"}) from exc
-    if not fields.get("age"):
+FIELDS = ("name", "description", "personality", "background", "scenario", "greeting",
+          "appearance_prompt", "tags", "age", "visibility")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """A character form, checked: the changes, and the image's bytes (None: none chosen)."""
+
+    changes: CharacterChanges
+    image: bytes | None
+
+
+async def submitted(request: Request) -> Submitted:
+    form = await request.form()
+    fields: dict[str, Any] = {k: v for k in FIELDS if isinstance(v := form.get(k), str)}
+    if "tags" in fields:
+        try:
+            fields["tags"] = split_comma_tags(fields["tags"])
+        except ValueError as exc:
+            raise InvalidRequest(f"tags: {exc}", details={"field": "tags"}) from exc
+    if "age" in fields and not fields["age"].strip():
         fields["age"] = None
     try:
-        form = CharacterForm.model_validate(fields)
+        checked = CharacterForm.model_validate(fields)
     except ValidationError as exc:
         raise invalid_request([e | {"loc": ("body", *e["loc"])} for e in exc.errors()]) from exc
-    return cast(CharacterChanges, form.model_dump())
+    upload = form.get("image")
+    image = await upload.read() if isinstance(upload, UploadFile) and upload.filename else None
+    return Submitted(cast(CharacterChanges, checked.model_dump(exclude_unset=True)), image)
 
 
-async def _image(upload: UploadFile | None) -> bytes | None:
-    """The uploaded file's bytes; None when the file input was left empty."""
-    if upload is None or not upload.filename:
-        return None
-    return await upload.read()
+SubmittedForm = Annotated[Submitted, Depends(submitted)]
 
 
 def _avatar(state: StateDep, character: Character) -> str | None:
@@ -126,28 +141,11 @@ async def new_character(request: Request, account: ConsoleAccount) -> Response:
 
 @router.post("/characters")
 async def create_character(
-    request: Request,
-    account: ActingAccount,
-    service: CharacterServiceDep,
-    name: Text,
-    description: Text = "",
-    personality: Text = "",
-    background: Text = "",
-    scenario: Text = "",
-    greeting: Text = "",
-    appearance_prompt: Text = "",
-    tags: Text = "",
-    age: Text = "",
-    visibility: Text = "public",
-    image: Annotated[UploadFile | None, File()] = None,
+    account: ActingAccount, service: CharacterServiceDep, form: SubmittedForm
 ) -> Response:
-    fields = {"name": name, "description": description, "personality": personality,
-              "background": background, "scenario": scenario, "greeting": greeting,
-              "appearance_prompt": appearance_prompt, "tags": tags, "age": age,
-              "visibility": visibility}  # fmt: skip
-    changes = _changes(dict(fields))
-    visibility_ = changes.pop("visibility", Visibility.PUBLIC)
-    character = await service.create(account, changes, visibility_, await _image(image))
+    changes = form.changes
+    visibility = changes.pop("visibility", Visibility.PUBLIC)
+    character = await service.create(account, changes, visibility, form.image)
     return redirect(f"/console/characters/{character.id}")
 
 
@@ -178,26 +176,9 @@ async def character_page(
 
 @router.post("/characters/{character_id}")
 async def update_character(
-    character_id: str,
-    account: ActingAccount,
-    service: CharacterServiceDep,
-    name: Text,
-    description: Text = "",
-    personality: Text = "",
-    background: Text = "",
-    scenario: Text = "",
-    greeting: Text = "",
-    appearance_prompt: Text = "",
-    tags: Text = "",
-    age: Text = "",
-    visibility: Text = "public",
-    image: Annotated[UploadFile | None, File()] = None,
+    character_id: str, account: ActingAccount, service: CharacterServiceDep, form: SubmittedForm
 ) -> Response:
-    fields = {"name": name, "description": description, "personality": personality,
-              "background": background, "scenario": scenario, "greeting": greeting,
-              "appearance_prompt": appearance_prompt, "tags": tags, "age": age,
-              "visibility": visibility}  # fmt: skip
-    await service.update(account, character_id, _changes(fields), await _image(image))
+    await service.update(account, character_id, form.changes, form.image)
     return redirect(f"/console/characters/{character_id}")
 
 

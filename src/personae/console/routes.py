@@ -2,14 +2,35 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.responses import Response
 
+from personae.api.query import reject_control_characters
 from personae.console import account, admin, auth, characters, chat, images, webhooks
-from personae.console.web import HERE, PREFIX, SignInRequired, error_page, sign_in_redirect
+from personae.console.web import (
+    HERE,
+    PREFIX,
+    SignInRequired,
+    error_page,
+    redirect,
+    sign_in_redirect,
+)
 
-router = APIRouter(prefix=PREFIX, include_in_schema=False)
+
+async def _with_slash() -> Response:
+    """The API answers 404 for a path with a trailing slash; a person typing the address
+    gets the console instead."""
+    return redirect(PREFIX)
+
+
+# As in the dialects: an id or a query value holding a control character is refused (400)
+# before anything reads it (PostgreSQL cannot even compare a string holding NUL).
+router = APIRouter(
+    prefix=PREFIX, include_in_schema=False, dependencies=[Depends(reject_control_characters)]
+)
 router.add_api_route("", account.overview, methods=["GET"])
+router.add_api_route("/", _with_slash, methods=["GET"])
 for section in (auth, account, characters, chat, images, webhooks):
     router.include_router(section.router)
 router.include_router(admin.router, prefix="/admin")

@@ -67,7 +67,7 @@ class SignInRequired(Exception):
     """No signed-in account: pages redirect to the sign-in form."""
 
 
-def signin_service(state: StateDep, session: SessionDep) -> SignIn:
+async def signin_service(state: StateDep, session: SessionDep) -> SignIn:
     return SignIn(session, timedelta(hours=state.settings.console_session_hours))
 
 
@@ -189,13 +189,15 @@ AdminAccount = Annotated[Account, Depends(admin)]
 
 
 def wants_page(request: Request) -> bool:
-    """A browser's navigation or form post under /console (not the playground's stream)."""
+    """A browser's navigation or form post under /console, not a script's call (the
+    playground's stream sends `X-CSRF-Token` and reads JSON errors)."""
     path = request.url.path
-    return (path == PREFIX or path.startswith(PREFIX + "/")) and not path.startswith(
+    if not (path == PREFIX or path.startswith(PREFIX + "/")) or path.startswith(
         PREFIX + "/static/"
-    ) and "text/event-stream" not in request.headers.get("accept", "") and (
-        CSRF_HEADER.lower() not in request.headers
-    )  # fmt: skip
+    ):
+        return False
+    scripted = CSRF_HEADER.lower() in request.headers
+    return not scripted and "text/event-stream" not in request.headers.get("accept", "")
 
 
 def error_page(request: Request, error: PersonaeError) -> Response | None:
