@@ -122,6 +122,14 @@ async def test_every_console_route_but_signing_in_demands_a_session(
             kwargs = {"data": {"csrf": token}} if method == "POST" else {}
             response = await client.request(method, url, **kwargs)
             assert response.status_code == 303, (method, path, response.text[:300])
-            assert response.headers["location"] == f"/console/login?next={quote(url, safe='')}"
+            back = url if method == "GET" else "/console"  # never to a POST-only URL
+            assert response.headers["location"] == f"/console/login?next={quote(back, safe='')}"
             checked += 1
     assert checked >= 40, checked
+    # A form whose session ended meanwhile: back to the page it was on, once signed in.
+    referer = {"referer": "http://testserver/console/characters/char_x1"}
+    ended = await client.post("/console/keys", data={"csrf": token, "name": "k"}, headers=referer)
+    assert ended.headers["location"] == "/console/login?next=%2Fconsole%2Fcharacters%2Fchar_x1"
+    elsewhere = {"referer": "http://evil.example/console/keys"}
+    ended = await client.post("/console/keys", data={"csrf": token, "name": "k"}, headers=elsewhere)
+    assert ended.headers["location"] == "/console/login?next=%2Fconsole"

@@ -11,6 +11,7 @@ from personae.account.service import AccountService, UsageReport
 from personae.api.deps import SessionDep, SettingsDep
 from personae.console.chart import bar_chart
 from personae.console.web import ActingAccount, ConsoleAccount, check_csrf, redirect, render
+from personae.model.service import ModelService
 
 router = APIRouter(dependencies=[Depends(check_csrf)])
 
@@ -26,8 +27,11 @@ async def overview(request: Request, account: ConsoleAccount, session: SessionDe
         [(line.day[-2:], line.requests) for line in report.by_day],
         title="Requests per day this month",
     )
-    return render(request, "overview.html", {"report": report, "cost_chart": cost_chart,
-                                             "requests_chart": requests_chart})  # fmt: skip
+    # A model removed since keeps its id in the ledger, and is shown by it.
+    names = {model.id: model.name for model in await ModelService(session).list_all()}
+    context = {"report": report, "cost_chart": cost_chart, "requests_chart": requests_chart,
+               "model_names": names}  # fmt: skip
+    return render(request, "overview.html", context)
 
 
 @router.get("/keys")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, Request
 from fastapi.templating import Jinja2Templates
@@ -213,5 +213,11 @@ def error_page(request: Request, error: PersonaeError) -> Response | None:
 async def sign_in_redirect(request: Request, exc: Exception) -> Response:
     if not wants_page(request):
         return respond(request, Unauthorized("Sign in to the console first"))
+    # Back to this page after signing in; a form post (its session ended meanwhile) goes
+    # back to the page the form was on, not to a URL that only takes POST.
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if request.method != "GET":
+        referer = urlsplit(request.headers.get("referer", ""))
+        same_site = referer.netloc == request.url.netloc and referer.path.startswith(PREFIX)
+        target = referer.path if same_site else PREFIX
     return redirect(f"{PREFIX}/login?next={quote(target, safe='')}")
