@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -79,13 +80,51 @@ def generating(app: Any, turns: int) -> Callable[[], bool]:
     return check
 
 
-def json_post_scope(path: str, creds: Credentials, spec_version: str = "2.4") -> dict[str, Any]:
-    """The ASGI scope of a JSON POST with the characters API's key header, for tests that
-    drive the app at the ASGI level (to play a client that goes away)."""
+def post_scope(
+    path: str, headers: list[tuple[bytes, bytes]], spec_version: str = "2.4"
+) -> dict[str, Any]:
+    """The ASGI scope of a POST, for tests that drive the app at the ASGI level (to play a
+    client that goes away)."""
     return {
         "type": "http", "asgi": {"version": "3.0", "spec_version": spec_version},
         "http_version": "1.1", "method": "POST", "scheme": "http", "path": path,
         "raw_path": path.encode(), "query_string": b"", "root_path": "",
-        "headers": [(b"content-type", b"application/json"), (b"x-api-key", creds.plaintext.encode())],
-        "client": ("127.0.0.1", 5000), "server": ("testserver", 80),
+        "headers": headers, "client": ("127.0.0.1", 5000), "server": ("testserver", 80),
     }  # fmt: skip
+
+
+def json_post_scope(path: str, creds: Credentials, spec_version: str = "2.4") -> dict[str, Any]:
+    """A JSON POST with the characters API's key header."""
+    headers = [(b"content-type", b"application/json"), (b"x-api-key", creds.plaintext.encode())]
+    return post_scope(path, headers, spec_version)
+
+
+async def leave_after_first_chunk(
+    app: Any,
+    scope: dict[str, Any],
+    body: bytes,
+    expected: tuple[type[BaseException], ...] = (Exception,),
+) -> bool:
+    """Send `body`, then go away once the response's first chunk arrives, the way servers
+    report it: a disconnect message before ASGI 2.4, a failing send after (`expected`: how
+    the app may end meanwhile). Whether a chunk came at all."""
+    first_chunk = asyncio.Event()
+    request_sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal request_sent
+        if not request_sent:
+            request_sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await first_chunk.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body" and message.get("body"):
+            if first_chunk.is_set() and scope["asgi"]["spec_version"] == "2.4":
+                raise OSError("client went away")
+            first_chunk.set()
+
+    with contextlib.suppress(*expected):
+        await asyncio.wait_for(app(scope, receive, send), timeout=60)
+    return first_chunk.is_set()

@@ -4,7 +4,6 @@ GGUF behind llama.cpp's OpenAI-compatible server reached over HTTP."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import Iterator
 from decimal import Decimal
@@ -15,7 +14,14 @@ import pytest
 from fastapi import FastAPI
 
 from conftest import MakeAccount
-from helpers import agents_error, bearer, characters_error, json_post_scope, x_api_key
+from helpers import (
+    agents_error,
+    bearer,
+    characters_error,
+    json_post_scope,
+    leave_after_first_chunk,
+    x_api_key,
+)
 from llm_servers import failing_server, free_port, idle_slot, llama_cpp_server
 from personae.account.service import AccountService, Credentials
 from personae.engines.llm.base import ChatMessage, Delta, GenerationParams, Sampling
@@ -609,27 +615,8 @@ async def test_client_disconnect_mid_stream_stores_no_answer(
     body = json.dumps(
         {"message": "Tell me a long story", "stream": True, "max_tokens": 1500}
     ).encode()
-    first_chunk = asyncio.Event()
-    request_sent = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal request_sent
-        if not request_sent:
-            request_sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await first_chunk.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.body" and message.get("body"):
-            if first_chunk.is_set() and spec_version == "2.4":
-                raise OSError("client went away")
-            first_chunk.set()
-
-    path = f"/v1/chat/{char}/messages"
-    scope = json_post_scope(path, creds, spec_version)
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(app(scope, receive, send), timeout=60)
+    scope = json_post_scope(f"/v1/chat/{char}/messages", creds, spec_version)
+    assert await leave_after_first_chunk(app, scope, body)
     conversations = (await client.get("/v1/chat/conversations", headers=x_api_key(creds))).json()[
         "data"
     ]

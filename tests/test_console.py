@@ -7,14 +7,12 @@ The browser itself (Chromium, through Playwright) is in tests/test_console_brows
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import json
 import re
 import uuid
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
 
 import httpx
 import pytest
@@ -24,6 +22,7 @@ from PIL import Image as PILImage
 
 from conftest import make_client
 from console_helpers import PASSWORD, create_key, csrf, post, sign_up
+from helpers import leave_after_first_chunk, post_scope
 from personae.account.service import AccountService
 from personae.account.signin import SignIn
 from personae.app import create_app
@@ -414,33 +413,10 @@ async def test_a_playground_reader_that_goes_away_is_not_charged(
     token = await csrf(client)
     cookies = "; ".join(f"{c.name}={c.value}" for c in client.cookies.jar)
     body = json.dumps({"message": "Tell me a very long story"}).encode()
-    first_chunk = asyncio.Event()
-    sent = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await first_chunk.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.body" and message.get("body"):
-            first_chunk.set()
-
-    path = f"/console/chat/{character_id}/stream"
-    scope = {
-        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.0"}, "http_version": "1.1",
-        "method": "POST", "scheme": "http", "path": path, "raw_path": path.encode(),
-        "query_string": b"", "root_path": "", "client": ("127.0.0.1", 5000),
-        "server": ("testserver", 80),
-        "headers": [(b"content-type", b"application/json"), (b"cookie", cookies.encode()),
-                    (b"x-csrf-token", token.encode()), (b"accept", b"text/event-stream")],
-    }  # fmt: skip
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(app(scope, receive, send), timeout=60)
-    assert first_chunk.is_set()
+    headers = [(b"content-type", b"application/json"), (b"cookie", cookies.encode()),
+               (b"x-csrf-token", token.encode()), (b"accept", b"text/event-stream")]  # fmt: skip
+    scope = post_scope(f"/console/chat/{character_id}/stream", headers, "2.0")
+    assert await leave_after_first_chunk(app, scope, body)
     for _ in range(100):
         usage = await client.get("/console")
         if 'id="chat-requests">0 of' in usage.text:

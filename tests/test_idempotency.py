@@ -10,7 +10,6 @@ generations it was asked for, and can hold them (to catch a retry in flight) or 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -26,7 +25,6 @@ from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
-from starlette.types import Message
 
 from conftest import MakeAccount
 from helpers import (
@@ -34,6 +32,7 @@ from helpers import (
     bearer,
     characters_error,
     json_post_scope,
+    leave_after_first_chunk,
     rate_limit_headers,
     wait_for,
     x_api_key,
@@ -270,28 +269,10 @@ async def test_a_stream_cut_short_leaves_its_key_free(
     path = f"/v1/chat/{await new_character(client, x_api_key(creds))}/messages"
     body = TURN | {"stream": True}
     llm_server.pause = 0.5
-    first_chunk = asyncio.Event()
-    request_sent = False
-
-    async def receive() -> Message:
-        nonlocal request_sent
-        if not request_sent:
-            request_sent = True
-            return {"type": "http.request", "body": json.dumps(body).encode()}
-        await first_chunk.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(message: Message) -> None:
-        if message["type"] == "http.response.body" and message.get("body"):
-            if first_chunk.is_set() and spec_version == "2.4":
-                raise OSError("client went away")
-            first_chunk.set()
-
     scope = json_post_scope(path, creds, spec_version)
     scope["headers"].append((b"idempotency-key", b"cut"))
-    with contextlib.suppress(ClientDisconnect):  # how Starlette reports the failing send
-        await asyncio.wait_for(app(scope, receive, send), timeout=60)
-    assert first_chunk.is_set()
+    # ClientDisconnect: how Starlette reports the failing send.
+    assert await leave_after_first_chunk(app, scope, json.dumps(body).encode(), (ClientDisconnect,))
     llm_server.pause = 0
     retry = await client.post(path, json=body, headers=keyed(x_api_key(creds), "cut"))
     assert retry.status_code == 200, retry.text

@@ -73,6 +73,14 @@ async def ready(state: StateDep) -> JSONResponse:
     """200 when the database, Redis and the broker (those configured) answer and every
     loaded engine is up; 503 otherwise, with the state of each (an engine is `starting`,
     or `down` while its process is being restarted)."""
+    body = await readiness(state)
+    return JSONResponse(
+        body.model_dump(mode="json"), status_code=200 if body.status == "ok" else 503
+    )
+
+
+async def readiness(state: AppState) -> Readiness:
+    """What `/ready` reports (the console's admin page shows it too)."""
     database = await _database_ok(state)
     redis = _reach(await state.limiter.reachable())
     queue = _reach(await state.queue.reachable())
@@ -86,7 +94,7 @@ async def ready(state: StateDep) -> JSONResponse:
         for model_id, engine in state.llm_engines.loaded().items()
     ]
     ok = database and "unreachable" not in (redis, queue) and all(e.state == "up" for e in engines)
-    body = Readiness(
+    return Readiness(
         status="ok" if ok else "unavailable",
         version=__version__,
         database="ok" if database else "unreachable",
@@ -94,4 +102,3 @@ async def ready(state: StateDep) -> JSONResponse:
         queue=queue,
         engines=engines,
     )
-    return JSONResponse(body.model_dump(mode="json"), status_code=200 if ok else 503)

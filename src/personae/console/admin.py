@@ -18,7 +18,7 @@ from starlette.responses import Response
 from personae.account.plans import CharactersApi
 from personae.account.service import AccountService, parse_amount
 from personae.api.deps import ImageServiceDep, SessionDep, StateDep
-from personae.api.health import Readiness, ready
+from personae.api.health import readiness
 from personae.console.web import AdminAccount, SignInDep, check_csrf, redirect, render
 from personae.engines.image.registry import IMAGE_ENGINES
 from personae.engines.llm.registry import LLM_ENGINES
@@ -53,15 +53,15 @@ async def health(
 ) -> Response:
     """What `GET /ready` reports, next to every enabled language model (an engine is
     loaded on its first turn unless `PERSONAE_LLM_PRELOAD`), and the image queue's depth."""
-    readiness = Readiness.model_validate_json(bytes((await ready(state)).body))
-    loaded = {engine.model_id: engine for engine in readiness.engines}
+    report = await readiness(state)
+    loaded = {engine.model_id: engine for engine in report.engines}
     rows = [
         EngineRow(model.id, model.name, model.engine, engine.state, engine.details)
         if (engine := loaded.get(model.id)) is not None
         else EngineRow(model.id, model.name, model.engine, "not loaded", {})
         for model in await ModelService(session).list_enabled(ModelType.LLM)
     ]
-    context = {"readiness": readiness, "engines": rows, "queue_depth": await images.queue_depth()}
+    context = {"readiness": report, "engines": rows, "queue_depth": await images.queue_depth()}
     return render(request, "admin/index.html", context)
 
 

@@ -24,11 +24,13 @@ from personae.api.deps import (
 )
 from personae.api.errors import invalid_request
 from personae.api.sse import respond
+from personae.config import Settings
 from personae.console.web import ActingAccount, ConsoleAccount, check_csrf, redirect, render
-from personae.conversation.chat import TurnResult
+from personae.conversation.chat import ChatService, PreparedTurn, TurnResult
 from personae.conversation.fields import MessageText, TurnOptions
 from personae.ids import IdRef
 from personae.image.service import ImageOrder
+from personae.models import Account
 from personae.pagination import PageRequest
 
 router = APIRouter(dependencies=[Depends(check_csrf)])
@@ -58,6 +60,24 @@ def _out(result: TurnResult) -> PlaygroundMessage:
         content=result.content,
         thought_process=result.thought_process,
     )
+
+
+async def _character_turn(
+    chat: ChatService, account: Account, character_id: str, turn: PlaygroundTurn,
+    settings: Settings,
+) -> PreparedTurn:  # fmt: skip
+    return await chat.prepare_character_turn(
+        account, character_id, turn.conversation_id, turn.message,
+        TurnOptions(settings.chat_max_tokens, verbose=turn.verbose),
+    )  # fmt: skip
+
+
+async def _run_then_show(prepared: PreparedTurn, request: Request, character_id: str) -> Response:
+    """Without JavaScript: the turn runs to its end, then its conversation is shown."""
+    result = await respond(prepared, False, request, _out)
+    if not isinstance(result, PlaygroundMessage):
+        return cast(Response, result)  # the client went away
+    return redirect(f"/console/chat/{character_id}?conversation={result.conversation_id}")
 
 
 def _read(data: dict[str, Any]) -> PlaygroundTurn:
@@ -120,17 +140,11 @@ async def send(
     conversation_id: Annotated[str, Form(max_length=40)] = "",
     verbose: Annotated[bool, Form()] = False,
 ) -> Response:
-    """Without JavaScript: the turn runs to its end, then the conversation is shown."""
+    """The form, without JavaScript."""
     turn = _read({"message": message, "conversation_id": conversation_id or None,
                   "verbose": verbose})  # fmt: skip
-    prepared = await chat.prepare_character_turn(
-        account, character_id, turn.conversation_id, turn.message,
-        TurnOptions(settings.chat_max_tokens, verbose=turn.verbose),
-    )  # fmt: skip
-    result = await respond(prepared, False, request, _out)
-    if not isinstance(result, PlaygroundMessage):
-        return cast(Response, result)  # the client went away
-    return redirect(f"/console/chat/{character_id}?conversation={result.conversation_id}")
+    prepared = await _character_turn(chat, account, character_id, turn, settings)
+    return await _run_then_show(prepared, request, character_id)
 
 
 @router.post("/chat/{character_id}/stream")
@@ -143,10 +157,7 @@ async def stream(
     settings: SettingsDep,
 ) -> Any:
     """The playground's script: a JSON body, the answer as Server-Sent Events."""
-    prepared = await chat.prepare_character_turn(
-        account, character_id, turn.conversation_id, turn.message,
-        TurnOptions(settings.chat_max_tokens, verbose=turn.verbose),
-    )  # fmt: skip
+    prepared = await _character_turn(chat, account, character_id, turn, settings)
     return await respond(prepared, True, request, _out)
 
 
@@ -164,10 +175,7 @@ async def regenerate(
     prepared = await chat.prepare_regeneration(
         account, conversation_id, message_id, None, TurnOptions(settings.chat_max_tokens)
     )
-    result = await respond(prepared, False, request, _out)
-    if not isinstance(result, PlaygroundMessage):
-        return cast(Response, result)  # the client went away
-    return redirect(f"/console/chat/{character_id}?conversation={conversation_id}")
+    return await _run_then_show(prepared, request, character_id)
 
 
 @router.post("/chat/{character_id}/conversations/{conversation_id}/image")
