@@ -6,8 +6,8 @@ import { newClient, SHORT } from "./live.js";
 
 let client: Personae;
 
-before(() => {
-  client = newClient("premium");
+before(async () => {
+  client = await newClient("premium");
 });
 
 describe("agents", () => {
@@ -38,7 +38,7 @@ describe("agents", () => {
   });
 
   test("list pages through plain arrays: page_size 2 over 5 agents", async () => {
-    const own = newClient("premium");
+    const own = await newClient("premium");
     const ids: string[] = [];
     for (let i = 0; i < 5; i++) ids.push((await own.agents.create({ name: `Agent ${i}` })).id);
     const first = await own.agents.list({ page_size: 2 });

@@ -13,8 +13,8 @@ import { characterFields, clientFor, createAccount, newClient, unique } from "./
 
 let client: Personae;
 
-before(() => {
-  client = clientFor(createAccount("premium"));
+before(async () => {
+  client = clientFor(await createAccount("premium"));
 });
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
@@ -222,7 +222,7 @@ describe("Character Cards", () => {
     await assert.rejects(client.characters.exportCard("char_missing", { format: "json" }), NotFoundError);
 
     const hidden = await client.characters.importCard(v2Card(), { visibility: "private" });
-    const other = newClient("premium");
+    const other = await newClient("premium");
     await assert.rejects(other.characters.exportCard(hidden.id), NotFoundError);
   });
 });
@@ -283,7 +283,7 @@ describe("lorebooks", () => {
       client.characters.setLorebook(character.id, { entries: [{ keys: ["x"] }] } as unknown as Lorebook),
       BadRequestError,
     );
-    const other = newClient("premium");
+    const other = await newClient("premium");
     await assert.rejects(other.characters.lorebook(character.id), PermissionDeniedError);
     await assert.rejects(other.characters.setLorebook(character.id, { entries: [] }), PermissionDeniedError);
     await assert.rejects(other.characters.deleteLorebook(character.id), PermissionDeniedError);

@@ -7,8 +7,8 @@ import { characterFields, clientFor, createAccount, newClient, png, unique } fro
 let apiKey: string;
 let client: Personae;
 
-before(() => {
-  apiKey = createAccount("premium");
+before(async () => {
+  apiKey = await createAccount("premium");
   client = clientFor(apiKey);
 });
 
@@ -161,7 +161,7 @@ describe("idempotency over a lost answer", () => {
 
 describe("favorites", () => {
   test("add, list (paged), remove", async () => {
-    const fresh = newClient("premium");
+    const fresh = await newClient("premium");
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) ids.push((await client.characters.create(characterFields(`Fav ${i}`))).id);
     for (const id of ids) {

@@ -8,7 +8,7 @@ let client: Personae;
 let characterId: string;
 
 before(async () => {
-  client = newClient("premium");
+  client = await newClient("premium");
   characterId = (await client.characters.create(characterFields("Vexa Stride"))).id;
 });
 

@@ -22,7 +22,7 @@ describe("CommonJS", () => {
 
   test("a client from the CommonJS build talks to the live server", async () => {
     const { Personae, NotFoundError, Stream } = require("personae") as typeof esm;
-    const client = new Personae({ apiKey: createAccount("premium", "cjs"), baseURL });
+    const client = new Personae({ apiKey: await createAccount("premium", "cjs"), baseURL });
     const me = await client.user.me();
     assert.equal(me.subscription.plan, "premium");
     assert.equal(me.rateLimit?.limit, 750);

@@ -16,8 +16,8 @@ import { baseURL, clientFor, createAccount, newClient } from "./live.js";
 
 let client: Personae;
 
-before(() => {
-  client = newClient("premium");
+before(async () => {
+  client = await newClient("premium");
 });
 
 describe("errors", () => {
@@ -51,15 +51,15 @@ describe("errors", () => {
   });
 
   test("403 is PermissionDeniedError: webhooks need Premium, the characters API a paid plan", async () => {
-    const standard = newClient("standard");
+    const standard = await newClient("standard");
     const premiumOnly = await standard.webhooks.list().catch((e: unknown) => e);
-    assert.ok(premiumOnly instanceof PermissionDeniedError);
+    assert.ok(premiumOnly instanceof PermissionDeniedError, String(premiumOnly));
     assert.equal(premiumOnly.code, "premium_required");
     assert.equal(premiumOnly.details["plan"], "standard");
 
-    const free = newClient("free", { maxRetries: 0 });
+    const free = await newClient("free", { maxRetries: 0 });
     const noSubscription = await free.user.me().catch((e: unknown) => e);
-    assert.ok(noSubscription instanceof PermissionDeniedError);
+    assert.ok(noSubscription instanceof PermissionDeniedError, String(noSubscription));
     assert.equal(noSubscription.code, "subscription_required");
   });
 
@@ -75,7 +75,7 @@ describe("errors", () => {
   });
 
   test("429 from the free plan's 5 requests a minute: RateLimitError with retryAfter, thrown with maxRetries 0", async () => {
-    const free = clientFor(createAccount("free"), { maxRetries: 0 });
+    const free = clientFor(await createAccount("free"), { maxRetries: 0 });
     let error: unknown;
     const started = Date.now();
     for (let i = 0; i < 10 && error === undefined; i++) {

@@ -7,8 +7,8 @@ import { clientFor, createAccount, newClient } from "./live.js";
 let apiKey: string;
 let client: Personae;
 
-before(() => {
-  apiKey = createAccount("premium");
+before(async () => {
+  apiKey = await createAccount("premium");
   client = clientFor(apiKey);
 });
 
@@ -71,7 +71,7 @@ describe("images", () => {
   });
 
   test("list pages: page_size 2 over the account's images", async () => {
-    const own = newClient("premium");
+    const own = await newClient("premium");
     const ids: string[] = [];
     for (let i = 0; i < 5; i++) ids.push((await own.images.generate({ prompt: `image ${i}`, wait: false })).id);
     for (const id of ids) await own.images.wait(id, { pollInterval: 100 });

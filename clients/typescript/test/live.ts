@@ -2,8 +2,9 @@
  * What the test files share: where the live server is (set by test/harness.ts), accounts
  * made through the server's CLI, clients for them, and a tiny PNG.
  */
-import { spawnSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { promisify } from "node:util";
 import { deflateSync } from "node:zlib";
 import { Personae, type ClientOptions } from "personae";
 
@@ -19,16 +20,23 @@ export const baseURL = required("PERSONAE_TEST_BASE_URL");
 
 export type Plan = "free" | "standard" | "premium";
 
-/** A new account on the live server, made with `personae accounts create`; its API key. */
-export function createAccount(plan: Plan, prefix: string = plan): string {
+/**
+ * A new account on the live server, made with `personae accounts create`; its API key.
+ * Asynchronous on purpose: a synchronous child process blocked the event loop for seconds,
+ * so the HTTP pool's idle timer could not close a keep-alive connection in time and the
+ * next request went out on one the server had just closed (a connection error).
+ */
+export async function createAccount(plan: Plan, prefix: string = plan): Promise<string> {
   const username = `${prefix}_${randomBytes(4).toString("hex")}`.slice(0, 32);
-  const done = spawnSync(
-    required("PERSONAE_TEST_PYTHON"),
-    ["-m", "personae", "accounts", "create", "--username", username, "--plan", plan, "--json"],
-    { env: process.env, encoding: "utf8" },
-  );
-  if (done.status !== 0) throw new Error(`accounts create failed: ${done.stderr || done.error}`);
-  const created = JSON.parse(done.stdout) as { api_key: string };
+  const args = ["-m", "personae", "accounts", "create", "--username", username, "--plan", plan, "--json"];
+  let stdout: string;
+  try {
+    ({ stdout } = await promisify(execFile)(required("PERSONAE_TEST_PYTHON"), args, { env: process.env }));
+  } catch (error) {
+    const failed = error as { stderr?: string };
+    throw new Error(`accounts create failed: ${failed.stderr || error}`);
+  }
+  const created = JSON.parse(stdout) as { api_key: string };
   return created.api_key;
 }
 
@@ -38,8 +46,8 @@ export function clientFor(apiKey: string, options: ClientOptions = {}): Personae
 }
 
 /** A client for a new account of `plan`. */
-export function newClient(plan: Plan = "premium", options: ClientOptions = {}): Personae {
-  return clientFor(createAccount(plan), options);
+export async function newClient(plan: Plan = "premium", options: ClientOptions = {}): Promise<Personae> {
+  return clientFor(await createAccount(plan), options);
 }
 
 /** A unique suffix, for names and tags that must not meet another test's. */

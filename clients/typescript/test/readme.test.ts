@@ -39,8 +39,8 @@ function run(code: string, replacements: Record<string, string>): { stdout: stri
 
 let apiKey: string;
 
-before(() => {
-  apiKey = createAccount("premium", "readme");
+before(async () => {
+  apiKey = await createAccount("premium", "readme");
 });
 
 describe("the README's seed samples", () => {

@@ -19,7 +19,7 @@ let hookURL: string;
 const received: Delivery[] = [];
 
 before(async () => {
-  client = newClient("premium");
+  client = await newClient("premium");
   receiver = createServer((request, response) => {
     const chunks: Buffer[] = [];
     request.on("data", (chunk: Buffer) => chunks.push(chunk));
