@@ -43,10 +43,11 @@ def spawn(live: Live, api: Personae, *args: str) -> pexpect.spawn:
 
 
 def answer(chat: pexpect.spawn, name: str) -> str:
-    """The character's streamed answer, up to the next prompt."""
+    """The character's streamed answer, up to the next prompt. The terminal shows a line
+    break in the answer as CRLF (the pty's `onlcr`); the stored text has LF."""
     chat.expect_exact(f"{name}: ")
     chat.expect_exact(PROMPT)
-    return str(chat.before).strip()
+    return str(chat.before).replace("\r\n", "\n").strip()
 
 
 def test_a_streamed_three_turn_conversation_with_every_command(
